@@ -1,0 +1,145 @@
+"""The `kdbench` command: `run`, `ls` and `leaderboard`, configured with `key=value` overrides.
+
+    kdbench run suite=glue method=rlkd tasks=[sst2,rte] train.max_steps=200 method.k=2
+    kdbench ls
+    kdbench leaderboard suite=glue
+
+Errors the user can fix print one line and exit 2; nothing loads before the
+config is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kdbench.errors import KdbenchError
+from kdbench.registry import did_you_mean
+
+USAGE = """usage: kdbench COMMAND [key=value ...]
+
+commands:
+  run           train a student with a method and score it on a suite
+  ls            list methods, suites, tasks and model presets
+  leaderboard   Markdown table of methods x tasks from a results dir
+
+run keys (defaults from suites/<suite>.toml, then the code):
+  suite=glue            suite file under suites/          method=none|kd|rlkd|fakd
+  tasks=[sst2,rte]      tasks (default: the suite's)       seed=0
+  teacher=NAME|PATH     model preset, local folder or hub id
+  student=NAME|PATH     model preset, local folder or hub id
+  train.max_steps  train.batch_size  train.lr  train.max_length  train.weight_decay
+  train.warmup_ratio  train.grad_clip  train.log_every
+  teacher_train.max_steps (teacher fine-tuning budget; 0 = use as is)  teacher_train.lr  teacher_train.seed ...
+  data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
+  results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
+  data.max_train_examples=N  data.max_eval_examples=N  eval.batch_size=N
+  device=auto|cpu|cuda  dry_run=true
+  method.<param>=VALUE  the method's parameters (kdbench ls methods), e.g. method.k=15 method.temperature=2
+
+leaderboard keys: suite=glue results_dir=results
+"""
+
+COMMANDS = ("run", "ls", "leaderboard")
+
+
+def _cmd_run(args: list[str]) -> int:
+    from kdbench.config import parse_overrides, resolve
+    from kdbench.experiment import validate
+
+    cfg = resolve(parse_overrides(args))
+    tasks = validate(cfg)
+    if cfg.dry_run:
+        print(json.dumps({**cfg.to_dict(), "tasks": tasks}, indent=2))
+        return 0
+    from kdbench.experiment import run
+
+    path = run(cfg)
+    print(f"record: {path}")
+    return 0
+
+
+def _cmd_ls(args: list[str]) -> int:
+    import dataclasses
+
+    import kdbench.methods  # noqa: F401
+    import kdbench.models.presets  # noqa: F401
+    from kdbench.config import load_suite_file, suite_names
+    from kdbench.data.glue_tasks import TASKS
+    from kdbench.registry import METHODS, MODELS
+
+    what = args[0] if args else "all"
+    sections = ("methods", "suites", "tasks", "models")
+    if what not in sections + ("all",):
+        raise KdbenchError(f"unknown listing {what!r}; {did_you_mean(what, list(sections))}")
+    if what in ("methods", "all"):
+        print("methods:")
+        for name, method in METHODS:
+            params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(method.params))
+            print(f"  {name:6} {method.summary}")
+            if params:
+                print(f"         method.* params: {params}")
+    if what in ("suites", "all"):
+        print("suites:")
+        for name in suite_names():
+            info = load_suite_file(name)
+            print(f"  {name:10} v{info.get('version')}  default tasks {info.get('tasks')}  {info.get('description', '')}")
+    if what in ("tasks", "all"):
+        print("tasks (suite glue):")
+        for name, task in TASKS.items():
+            print(f"  {name:6} {task.folder:6} metrics: {', '.join(task.metrics)}")
+    if what in ("models", "all"):
+        print("model presets (any local model folder or hub id also works):")
+        for name, preset in MODELS:
+            print(f"  {name:14} {preset.summary}")
+    return 0
+
+
+def _cmd_leaderboard(args: list[str]) -> int:
+    from kdbench.config import parse_overrides
+    from kdbench.leaderboard import leaderboard
+    from kdbench.results import atomic_write_text
+
+    values = parse_overrides(args)
+    allowed = ("suite", "results_dir")
+    for key in values:
+        if key not in allowed:
+            raise KdbenchError(f"unknown key {key!r} for leaderboard; {did_you_mean(key, list(allowed))}")
+    results_dir = Path(values.get("results_dir", "results"))
+    if not results_dir.is_dir():
+        raise KdbenchError(f"results_dir {results_dir} does not exist; run `kdbench run ...` first or pass results_dir=")
+    suite = values.get("suite")
+    text, skipped = leaderboard(results_dir, suite)
+    if not text:
+        raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
+    print(text)
+    for note in skipped:
+        print(f"left out: {note}", file=sys.stderr)
+    out = results_dir / f"leaderboard_{suite or 'all'}.md"
+    atomic_write_text(out, text)
+    print(f"written: {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    handlers = {"run": _cmd_run, "ls": _cmd_ls, "leaderboard": _cmd_leaderboard}
+    try:
+        if command not in handlers:
+            raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")
+        return handlers[command](args)
+    except KdbenchError as e:
+        print(f"kdbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("kdbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

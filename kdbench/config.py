@@ -1,0 +1,271 @@
+"""Typed run configuration: frozen dataclasses, suite TOML, `key=value` overrides.
+
+Precedence, lowest first (each later source overrides the earlier ones):
+  1. the defaults in these dataclasses (and in each method's params dataclass);
+  2. environment: KDBENCH_DATA_DIR → data_dir, KDBENCH_CACHE_DIR → cache_dir;
+  3. the suite file suites/<suite>.toml (its `[method.<name>]` table applies to that method);
+  4. command-line overrides, e.g. `train.lr=3e-5 method.k=15`.
+Unknown keys, bad types and bad values fail here, before any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdbench.errors import KdbenchError
+from kdbench.registry import METHODS, did_you_mean
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training budget: the student's (`train.*`) or the teacher's fine-tuning (`teacher_train.*`)."""
+
+    max_steps: int = 300  # optimizer steps
+    batch_size: int = 32
+    lr: float = 1e-4  # peak AdamW learning rate
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    max_length: int = 128  # tokens per example after truncation
+    log_every: int = 25  # steps between loss-curve points
+
+    def __post_init__(self):
+        if self.max_steps < 0:
+            raise KdbenchError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.batch_size < 1:
+            raise KdbenchError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise KdbenchError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise KdbenchError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_length < 8:
+            raise KdbenchError(f"max_length must be >= 8, got {self.max_length}")
+        if self.log_every < 1:
+            raise KdbenchError(f"log_every must be >= 1, got {self.log_every}")
+
+
+@dataclass(frozen=True)
+class TeacherTrainConfig(TrainConfig):
+    """The teacher's fine-tuning budget. Its seed is its own, so every student seed reuses one teacher.
+
+    max_steps=0 uses the teacher as given (e.g. an already fine-tuned local model).
+    """
+
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    max_train_examples: int = 0  # first N training rows; 0 = all
+    max_eval_examples: int = 0  # first N rows of each eval split; 0 = all
+
+    def __post_init__(self):
+        if self.max_train_examples < 0 or self.max_eval_examples < 0:
+            raise KdbenchError("data.max_train_examples and data.max_eval_examples must be >= 0 (0 = all)")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = 128
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise KdbenchError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    suite: str = "glue"  # suites/<suite>.toml
+    method: str = "none"  # kdbench ls methods
+    tasks: tuple[str, ...] = ()  # empty: the suite's default tasks
+    teacher: str = ""  # model preset, local path or hub id; the suite sets the default
+    student: str = ""  # model preset, local path or hub id; the suite sets the default
+    seed: int = 0  # student seed: init, data order, dropout
+    data_dir: str = ""  # data root; default $KDBENCH_DATA_DIR
+    results_dir: str = "results"
+    cache_dir: str = ""  # fine-tuned teachers; default $KDBENCH_CACHE_DIR or ~/.cache/kdbench
+    device: str = "auto"  # auto | cpu | cuda
+    dry_run: bool = False  # print the resolved config and exit
+    train: TrainConfig = field(default_factory=TrainConfig)
+    teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    method_params: Any = None  # the method's params dataclass, set from `method.<param>=`
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
+
+    def to_dict(self) -> dict:
+        """The fully resolved config as plain JSON data (method params under `method_params`)."""
+        out = dataclasses.asdict(dataclasses.replace(self, method_params=None))
+        out["tasks"] = list(self.tasks)
+        out["method_params"] = dataclasses.asdict(self.method_params) if self.method_params is not None else {}
+        return out
+
+
+SECTIONS = {"train": TrainConfig, "teacher_train": TeacherTrainConfig, "data": DataConfig, "eval": EvalConfig}
+TOP_LEVEL = {f.name for f in dataclasses.fields(RunConfig)} - set(SECTIONS) - {"method_params"}
+
+
+def suites_dir() -> Path:
+    """suites/ of the checkout kdbench runs from (KDBENCH_SUITES_DIR overrides)."""
+    env = os.environ.get("KDBENCH_SUITES_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "suites"
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in suites_dir().glob("*.toml"))
+
+
+def load_suite_file(name: str) -> dict:
+    path = suites_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise KdbenchError(f"unknown suite {name!r}; {did_you_mean(name, suite_names())}")
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise KdbenchError(f"{path}: invalid TOML: {e}") from None
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+    """`["train.lr=3e-5", "tasks=[sst2,rte]"]` → {"train.lr": "3e-5", "tasks": "[sst2,rte]"}."""
+    out: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise KdbenchError(f"expected key=value, got {arg!r} (e.g. method=rlkd train.max_steps=100)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _type_name(tp) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, "a list like [a,b]")
+
+
+def convert(key: str, value: Any, tp) -> Any:
+    """Convert a CLI string or a TOML value to the field type `tp`, or fail naming the key."""
+    if typing.get_origin(tp) is tuple:
+        if isinstance(value, str):
+            items = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+        elif isinstance(value, list):
+            items = [str(v) for v in value]
+        else:
+            raise KdbenchError(f"{key} expects {_type_name(tp)}, got {value!r}")
+        return tuple(items)
+    if isinstance(value, str) and tp is not str:
+        text = value.strip().lower()
+        try:
+            if tp is bool:
+                if text in ("true", "1", "yes"):
+                    return True
+                if text in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            return tp(value)
+        except ValueError:
+            raise KdbenchError(f"{key} expects {_type_name(tp)}, got {value!r}") from None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise KdbenchError(f"{key} expects {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _fields(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _flatten_toml(table: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten_toml(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+SUITE_FILE_ONLY = {"kind", "version", "description"}  # suite metadata, not run config
+
+
+def _known_keys(method_name: str) -> list[str]:
+    keys = sorted(TOP_LEVEL)
+    for section, cls in SECTIONS.items():
+        keys += [f"{section}.{k}" for k in _fields(cls)]
+    if method_name in METHODS:
+        keys += [f"method.{k}" for k in _fields(METHODS.get(method_name).params)]
+    return keys
+
+
+def resolve(overrides: dict[str, str], environ: dict[str, str] | None = None) -> RunConfig:
+    """Merge defaults, environment, the suite file and overrides into one RunConfig."""
+    import kdbench.methods  # noqa: F401  (registers the methods)
+
+    environ = os.environ if environ is None else environ
+    suite_name = overrides.get("suite", "glue")
+    suite_file = load_suite_file(suite_name)
+    suite_values = {k: v for k, v in _flatten_toml(suite_file).items() if k not in SUITE_FILE_ONLY}
+    method_name = overrides.get("method", suite_values.get("method", "none"))
+    METHODS.get(method_name)  # unknown method: error with suggestions
+
+    merged: dict[str, Any] = {}
+    if environ.get("KDBENCH_DATA_DIR"):
+        merged["data_dir"] = environ["KDBENCH_DATA_DIR"]
+    if environ.get("KDBENCH_CACHE_DIR"):
+        merged["cache_dir"] = environ["KDBENCH_CACHE_DIR"]
+    for key, value in suite_values.items():
+        if key.startswith("method."):
+            owner, _, param = key[len("method.") :].partition(".")
+            if owner not in METHODS:
+                raise KdbenchError(f"suites/{suite_name}.toml: [method.{owner}] names no method; {did_you_mean(owner, METHODS.names())}")
+            if owner == method_name:
+                merged[f"method.{param}"] = value
+        else:
+            merged[key] = value
+    merged.update(overrides)
+    merged["suite"] = suite_name
+    merged["method"] = method_name
+    return build(merged, method_name, suite_name)
+
+
+def build(values: dict[str, Any], method_name: str, suite_name: str) -> RunConfig:
+    known = _known_keys(method_name)
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    method_values: dict[str, Any] = {}
+    method = METHODS.get(method_name)
+    method_types = _fields(method.params)
+    run_types = _fields(RunConfig)
+    for key, value in values.items():
+        head, _, rest = key.partition(".")
+        if key in TOP_LEVEL:
+            top[key] = convert(key, value, run_types[key])
+        elif head == "method" and rest in method_types:
+            method_values[rest] = convert(key, value, method_types[rest])
+        elif head in SECTIONS and rest in _fields(SECTIONS[head]):
+            sections[head][rest] = convert(key, value, _fields(SECTIONS[head])[rest])
+        else:
+            hint = did_you_mean(key, known)
+            if head == "method" and rest:
+                params = ", ".join(f"method.{k}" for k in method_types) or "none"
+                hint = f"method {method_name!r} takes: {params}"
+            raise KdbenchError(f"unknown key {key!r}; {hint}")
+    built = {}
+    for name, cls in SECTIONS.items():
+        try:
+            built[name] = cls(**sections[name])
+        except KdbenchError as e:  # the dataclass names the field; add the section the user typed
+            raise KdbenchError(f"{name}.{e}") from None
+    params = method.make_params(method_values)
+    return RunConfig(**top, **built, method_params=params)
+

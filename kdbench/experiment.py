@@ -1,0 +1,226 @@
+"""One `kdbench run`: for each task, data → teacher → student → train → score → record.
+
+    kdbench run suite=glue method=rlkd data_dir=../shared/data
+
+The record is rewritten atomically after every task, so a failure in a later
+task keeps the earlier tasks' results (`status: "partial"`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from kdbench import teacher as teacher_cache
+from kdbench.config import RunConfig, load_suite_file
+from kdbench.data.batching import Collator, encode, eval_loader, train_loader
+from kdbench.errors import KdbenchError
+from kdbench.methods.base import Method
+from kdbench.models.load import count_params, head_labels, load_classifier, load_config, load_tokenizer, model_identity
+from kdbench.registry import METHODS, SUITES
+from kdbench.results import SCHEMA_VERSION, git_commit, new_run_id, versions, write_record
+from kdbench.runner import make_accelerator, predict, train
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "kdbench"
+
+
+def suite_of(cfg: RunConfig):
+    import kdbench.suites  # noqa: F401  (registers the suites)
+
+    suite_file = load_suite_file(cfg.suite)
+    return SUITES.get(suite_file.get("kind", cfg.suite))(), suite_file
+
+
+def tasks_of(cfg: RunConfig, suite, suite_file: dict) -> list[str]:
+    tasks = list(cfg.tasks) or list(suite_file.get("tasks", []))
+    if not tasks:
+        raise KdbenchError(f"suite {cfg.suite!r} names no default tasks; pass tasks=[...]")
+    suite.check_tasks(tasks)
+    return tasks
+
+
+def data_root_of(cfg: RunConfig) -> Path | None:
+    if not cfg.data_dir:
+        return None
+    root = Path(cfg.data_dir).expanduser()
+    if not root.is_dir():
+        raise KdbenchError(f"data root {root} does not exist; pass data_dir= (or set KDBENCH_DATA_DIR) to a folder with glue/<Task>/*.tsv")
+    return root
+
+
+def validate(cfg: RunConfig) -> list[str]:
+    """Everything that can be checked without loading a model; returns the task list."""
+    suite, suite_file = suite_of(cfg)
+    tasks = tasks_of(cfg, suite, suite_file)
+    data_root_of(cfg)
+    if not cfg.teacher or not cfg.student:
+        raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
+    return tasks
+
+
+def preflight(cfg: RunConfig, method: Method, task) -> None:
+    """Refuse an incompatible teacher/student pair from their configs, before any weights load."""
+    t_cfg, s_cfg = load_config(cfg.teacher), load_config(cfg.student)
+    if t_cfg.vocab_size != s_cfg.vocab_size:
+        raise KdbenchError(
+            f"teacher {cfg.teacher!r} has a vocabulary of {t_cfg.vocab_size} tokens, student {cfg.student!r} has"
+            f" {s_cfg.vocab_size}; kdbench feeds one tokenised batch to both, so they must share the tokenizer"
+        )
+    for role, name, conf in (("teacher", cfg.teacher, t_cfg), ("student", cfg.student, s_cfg)):
+        labels = head_labels(conf)
+        if labels is not None and labels != task.num_labels:
+            raise KdbenchError(
+                f"{role} {name!r} has a {labels}-label head but {task.name} has {task.num_labels};"
+                f" method {method.name!r} compares teacher and student outputs label by label"
+            )
+        limit = getattr(conf, "max_position_embeddings", None)
+        if limit is not None and limit < cfg.train.max_length:
+            raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
+
+
+def _evaluate(model, suite, task, data, tokenizer, collate, cfg, device) -> tuple[dict, dict]:
+    """Metrics and the predictions of every eval split."""
+    scores, preds = {}, {}
+    for split_name, split in data.evals.items():
+        features = encode(tokenizer, split.examples, cfg.train.max_length)
+        loader, order = eval_loader(features, collate, cfg.eval.batch_size)
+        logits = predict(model, loader, device)
+        unsorted = torch.empty_like(logits)
+        unsorted[torch.tensor(order, dtype=torch.long)] = logits
+        p = suite.predictions(task, unsorted)
+        scores.update(suite.score(task, split_name, p, [e.label for e in split.examples]))
+        preds[split_name] = p
+    return scores, preds
+
+
+def _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log):
+    """The fine-tuned teacher for `task`, from the cache or trained now; and its metadata."""
+    identity = model_identity(cfg.teacher)
+    parts = teacher_cache.key_parts(cfg, identity, task, data)
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    path = teacher_cache.cached_teacher_dir(cache_dir, task.name, parts)
+    start = time.perf_counter()
+    cached = teacher_cache.load_cached(path)
+    if cached is not None:
+        model, meta = cached
+        log(f"[{task.name}] teacher from cache {path} (dev {_fmt(meta['metrics'])})")
+        meta = {**meta, "cached": True, "seconds": time.perf_counter() - start}
+        return model, meta
+    model = load_classifier(cfg.teacher, task.num_labels, task.regression, seed=cfg.teacher_train.seed)
+    stats = None
+    if cfg.teacher_train.max_steps > 0:
+        log(f"[{task.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
+        torch.manual_seed(cfg.teacher_train.seed)
+        features = encode(tokenizer, data.train.examples, cfg.teacher_train.max_length)
+        loader = train_loader(features, collate, cfg.teacher_train.batch_size, cfg.teacher_train.seed)
+        none = METHODS.get("none")
+        params = none.make_params({})
+        stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
+                      regression=task.regression, desc=f"teacher {task.name}")
+        model = accelerator.unwrap_model(model)
+    scores, _ = _evaluate(model, suite, task, data, tokenizer, collate, cfg, accelerator.device)
+    meta = {
+        "key_parts": parts,
+        "metrics": scores,
+        "train_seconds": stats.seconds if stats else 0.0,
+        "steps": stats.steps if stats else 0,
+        "loss_curve": stats.loss_curve if stats else [],
+    }
+    teacher_cache.save(path, model.cpu(), meta)
+    log(f"[{task.name}] teacher dev {_fmt(scores)}, saved to {path}")
+    return model, {**meta, "cached": False, "seconds": time.perf_counter() - start}
+
+
+def _fmt(scores: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+
+
+def run(cfg: RunConfig, log=print) -> Path:
+    """Train and score one method on the suite's tasks; returns the record's path."""
+    tasks = validate(cfg)
+    suite, suite_file = suite_of(cfg)
+    method = METHODS.get(cfg.method)
+    params = cfg.method_params
+    needs = method.needs(params)
+    config = cfg.to_dict()
+    run_id = new_run_id(cfg.method, config)
+    path = Path(cfg.results_dir) / cfg.suite / f"{run_id}.json"
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "running",
+        "suite": cfg.suite,
+        "suite_version": str(suite_file.get("version", "0")),
+        "method": cfg.method,
+        "method_params": dataclasses.asdict(params),
+        "teacher": model_identity(cfg.teacher),
+        "student": model_identity(cfg.student),
+        "seed": cfg.seed,
+        "config": config,
+        "metrics": {},
+        "teacher_metrics": {},
+        "params": {},
+        "timings": {"teacher_s": 0.0, "train_s": 0.0, "eval_s": 0.0},
+        "throughput": {},
+        "loss_curves": {},
+        "data": {},
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "device": None,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    accelerator = make_accelerator(cfg.device)
+    record["device"] = {"type": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+                        "torch_threads": torch.get_num_threads()}
+    data_root = data_root_of(cfg)
+    tokenizer = load_tokenizer(cfg.teacher)
+    for task_name in tasks:
+        data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
+        task = data.task
+        preflight(cfg, method, task)
+        record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
+                                     **{f"eval_{k}": v.source for k, v in data.evals.items()},
+                                     **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()}}
+        collate = Collator(tokenizer.pad_token_id, task.regression)
+
+        # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
+        teacher, meta = _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log)
+        record["teacher_metrics"][task_name] = meta["metrics"]
+        record["timings"]["teacher_s"] += meta["seconds"]
+        record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
+        if "attentions" in needs:
+            teacher.set_attn_implementation("eager")
+        teacher_needed = teacher if needs else None
+
+        torch.manual_seed(cfg.seed)
+        student = load_classifier(cfg.student, task.num_labels, task.regression, seed=cfg.seed,
+                                  eager="attentions" in needs, no_attention_dropout="attentions" in needs)
+        state = method.build_state(params, student.config, teacher.config) if method.build_state else None
+        record["params"] = {"teacher": count_params(teacher) if teacher is not None else None,
+                            "student": count_params(student)}
+        features = encode(tokenizer, data.train.examples, cfg.train.max_length)
+        loader = train_loader(features, collate, cfg.train.batch_size, cfg.seed)
+        log(f"[{task_name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
+        stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
+                      teacher=teacher_needed, needs=needs, extra=state, regression=task.regression,
+                      desc=f"{cfg.method} {task_name}")
+        student = accelerator.unwrap_model(student)
+        record["timings"]["train_s"] += stats.seconds
+        record["timings"].setdefault("teacher_forward_s", 0.0)
+        record["timings"]["teacher_forward_s"] += stats.teacher_seconds
+        record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2), "steps": stats.steps}
+        record["loss_curves"][task_name] = stats.loss_curve
+
+        start = time.perf_counter()
+        scores, _ = _evaluate(student, suite, task, data, tokenizer, collate, cfg, accelerator.device)
+        record["timings"]["eval_s"] += time.perf_counter() - start
+        record["metrics"][task_name] = scores
+        record["status"] = "complete" if task_name == tasks[-1] else "partial"
+        write_record(path, record)
+        log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+    return path

@@ -1,0 +1,123 @@
+"""Token-level divergences between a teacher distribution p and a student q.
+
+All functions take logits of shape `(..., V)` (V classes or vocabulary entries)
+and an optional boolean mask `(...)`; they return the mean over unmasked
+positions (`reduction="mean"`) or the per-position values (`reduction="none"`).
+
+- p = softmax(teacher_logits / T), q = softmax(student_logits / T), the same T
+  for both (Hinton et al. 2015). The T² factor that keeps soft-target gradients
+  on the scale of the hard-label gradients is *not* applied here: it belongs to
+  the method that mixes the terms (see `kdbench.methods.kd`).
+- Computation is in float32 from log-softmax, so values are exact KLs (not the
+  cross-entropy form `−Σ p log q`, which differs by the teacher entropy and has
+  the same gradient; METHODS.md §5 #6).
+- The teacher is detached: no gradient ever reaches the teacher logits.
+- Vocabulary entries with p = 0 (logit −inf) contribute 0 to `Σ p log(p/·)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kdbench.losses._reduce import reduce_positions
+
+
+def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return F.log_softmax(logits.float() / temperature, dim=-1)
+
+
+def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """Σ_v a_v (log a_v − log b_v) over the last dim, with 0·log 0 = 0."""
+    a = log_a.exp()
+    terms = torch.where(a > 0, a * (log_a - log_b), torch.zeros((), dtype=a.dtype, device=a.device))
+    return terms.sum(-1)
+
+
+def _log_mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
+    """log(w·a + (1−w)·b), computed stably in log space."""
+    if not 0.0 <= weight_a <= 1.0:
+        raise ValueError(f"mixture weight must be in [0, 1], got {weight_a}")
+    log_w = math.log(weight_a) if weight_a > 0 else -math.inf
+    log_1mw = math.log1p(-weight_a) if weight_a < 1 else -math.inf
+    return torch.logaddexp(log_a + log_w, log_b + log_1mw)
+
+
+def forward_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):
+    """Forward KL, KL(p ‖ q) = Σ_v p_v log(p_v / q_v). Mean-seeking; Hinton et al. 2015.
+
+    Shapes: logits `(..., V)`, mask `(...)`. Returns a scalar (or `(...)`).
+    """
+    log_p = _log_probs(teacher_logits.detach(), temperature)
+    log_q = _log_probs(student_logits, temperature)
+    return reduce_positions(_kl(log_p, log_q), mask, reduction)
+
+
+def reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):
+    """Reverse KL, KL(q ‖ p) = Σ_v q_v log(q_v / p_v). Mode-seeking; used by MiniLLM (Gu et al. 2024).
+
+    Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    log_p = _log_probs(teacher_logits.detach(), temperature)
+    log_q = _log_probs(student_logits, temperature)
+    return reduce_positions(_kl(log_q, log_p), mask, reduction)
+
+
+def jsd(student_logits, teacher_logits, mask=None, temperature=1.0, beta=0.5, reduction="mean"):
+    """Generalised Jensen–Shannon divergence JSD(β) (GKD, Agarwal et al. 2024).
+
+    m = β·p + (1−β)·q;  JSD(β) = β·KL(p ‖ m) + (1−β)·KL(q ‖ m).
+    β = 0.5 is the symmetric JSD that RLKD's code uses; DistiLLM's
+    `js_distance(lam=0.9)` is β = 0.1. β ∈ [0, 1]; at β = 0 or 1 it is 0.
+    Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    log_p = _log_probs(teacher_logits.detach(), temperature)
+    log_q = _log_probs(student_logits, temperature)
+    log_m = _log_mixture(log_p, log_q, beta)
+    per_pos = beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
+    return reduce_positions(per_pos, mask, reduction)
+
+
+def tvd(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):
+    """Total variation distance, ½ Σ_v |p_v − q_v|, in [0, 1].
+
+    Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    p = _log_probs(teacher_logits.detach(), temperature).exp()
+    q = _log_probs(student_logits, temperature).exp()
+    return reduce_positions(0.5 * (p - q).abs().sum(-1), mask, reduction)
+
+
+def skew_kl(student_logits, teacher_logits, mask=None, temperature=1.0, alpha=0.1, reduction="mean"):
+    """Skew KL, SKL(α) = KL(p ‖ α·p + (1−α)·q) (DistiLLM, Ko et al. 2024; α = 0.1).
+
+    α = 0 gives the forward KL; α = 1 gives 0. Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    log_p = _log_probs(teacher_logits.detach(), temperature)
+    log_q = _log_probs(student_logits, temperature)
+    return reduce_positions(_kl(log_p, _log_mixture(log_p, log_q, alpha)), mask, reduction)
+
+
+def skew_reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, alpha=0.1, reduction="mean"):
+    """Skew reverse KL, SRKL(α) = KL(q ‖ (1−α)·p + α·q) (DistiLLM; α = 0.1).
+
+    α = 0 gives the reverse KL; α = 1 gives 0. Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    log_p = _log_probs(teacher_logits.detach(), temperature)
+    log_q = _log_probs(student_logits, temperature)
+    return reduce_positions(_kl(log_q, _log_mixture(log_p, log_q, 1.0 - alpha)), mask, reduction)
+
+
+# Short names used by `method.logits_loss=` / `method.divergence=`.
+DIVERGENCES = {
+    "fkl": forward_kl,
+    "rkl": reverse_kl,
+    "jsd": jsd,
+    "tvd": tvd,
+    "skl": skew_kl,
+    "srkl": skew_reverse_kl,
+}

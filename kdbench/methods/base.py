@@ -1,0 +1,84 @@
+"""What a method is: a params dataclass, the outputs it needs, and one loss call.
+
+The runner calls `method.loss(step, params, state)` once per training step and
+never changes per method (ARCHITECTURE.md, "one readable loop").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from kdbench.registry import METHODS
+
+# Outputs a method can ask of the teacher (and, with them, of the student).
+OUTPUTS = ("logits", "hidden_states", "attentions")
+
+
+@dataclass
+class Step:
+    """The tensors of one training step, as the method's loss sees them.
+
+    student/teacher: model outputs with `.logits` `(B, C)` or `(B, T, V)` and,
+    when asked for, `.hidden_states` (L+1 of `(B, T, H)`) and `.attentions`
+    (L of `(B, h, T, T)`). `teacher` is None for methods that need no teacher.
+    labels: `(B,)` class ids / scores, or `(B, T)` token ids with −100 ignored.
+    position_mask: `(B,)` or `(B, T)` positions that carry a loss (None = all).
+    attention_mask: `(B, T)` non-pad tokens, for feature losses.
+    regression: the task has one real-valued output (GLUE STS-B).
+    """
+
+    student: Any
+    teacher: Any | None
+    labels: torch.Tensor
+    attention_mask: torch.Tensor
+    position_mask: torch.Tensor | None = None
+    regression: bool = False
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type
+    loss: Callable[[Step, Any, Any], tuple[torch.Tensor, dict[str, float]]]
+    needs: Callable[[Any], frozenset[str]]
+    build_state: Callable[[Any, Any, Any], torch.nn.Module | None] | None = None
+    summary: str = ""
+
+    def make_params(self, values: dict[str, Any]):
+        return self.params(**values)
+
+
+def register_method(name: str, *, params: type, needs, build_state=None, summary: str = ""):
+    """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
+
+    `needs` is a set of teacher outputs, or a function of the params returning one.
+    """
+
+    def needs_fn(p) -> frozenset[str]:
+        return frozenset(needs(p) if callable(needs) else needs)
+
+    def deco(fn):
+        METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0]))
+        return fn
+
+    return deco
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """The supervised loss: CE on labels (−100 ignored), or MSE for a regression head."""
+    if regression:
+        return F.mse_loss(logits.float().squeeze(-1), labels.float())
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def output_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Distillation term for a regression head, where a softmax over one output is meaningless."""
+    return F.mse_loss(student_logits.float(), teacher_logits.detach().float())
+
+
+def parts_of(**terms: torch.Tensor | float) -> dict[str, float]:
+    return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}

@@ -1,0 +1,62 @@
+"""`kd`: vanilla knowledge distillation (Hinton et al. 2015) and the token-level divergence family.
+
+    kdbench run suite=glue method=kd method.temperature=2 method.alpha=0.5
+    kdbench run suite=glue method=kd method.divergence=jsd method.beta=0.1
+
+L = α·T²·D(p_t(T) ‖ p_s(T)) + (1−α)·CE(y, p_s(1)), with D the forward KL by
+default (`method.divergence=` fkl | rkl | jsd | tvd | skl | srkl). The T²
+factor offsets the 1/T² scale of the soft-target gradients (Hinton et al.).
+GLUE defaults T=2, α=0.5 (METHODS.md §5 #5). For a regression head (STS-B) the
+soft term is MSE(student, teacher), since a softmax over one output is constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdbench.errors import KdbenchError
+from kdbench.losses import DIVERGENCES
+from kdbench.methods.base import Step, output_mse, parts_of, register_method, task_loss
+from kdbench.registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class KDParams:
+    temperature: float = 2.0  # T, the same for teacher and student
+    alpha: float = 0.5  # weight of the distillation term; 1−α goes to CE
+    divergence: str = "fkl"  # fkl | rkl | jsd | tvd | skl | srkl
+    beta: float = 0.5  # JSD(β) mixture weight, used when divergence=jsd
+    skew: float = 0.1  # skew α of skl/srkl (DistiLLM), used when divergence=skl|srkl
+
+    def __post_init__(self):
+        check_divergence(self.divergence, "method.divergence")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise KdbenchError(f"method.alpha must be in [0, 1], got {self.alpha}")
+        if not self.temperature > 0:
+            raise KdbenchError(f"method.temperature must be > 0, got {self.temperature}")
+
+
+def check_divergence(name: str, key: str) -> None:
+    if name not in DIVERGENCES:
+        raise KdbenchError(f"unknown {key} {name!r}; {did_you_mean(name, list(DIVERGENCES))}")
+
+
+def divergence(name: str, student_logits, teacher_logits, mask, temperature, beta=0.5, skew=0.1, reduction="mean"):
+    """Call the divergence `name` of `kdbench.losses` with its own extra parameter."""
+    extra = {"jsd": {"beta": beta}, "skl": {"alpha": skew}, "srkl": {"alpha": skew}}.get(name, {})
+    return DIVERGENCES[name](student_logits, teacher_logits, mask, temperature=temperature, reduction=reduction, **extra)
+
+
+@register_method("kd", params=KDParams, needs=frozenset({"logits"}))
+def kd_loss(step: Step, params: KDParams, state=None):
+    """Hinton KD: α·T²·D(teacher ‖ student at T) + (1−α)·CE."""
+    s, t = step.student.logits, step.teacher.logits
+    if step.regression:
+        soft = output_mse(s, t)
+    else:
+        soft = params.temperature**2 * divergence(
+            params.divergence, s, t, step.position_mask, params.temperature, params.beta, params.skew
+        )
+    hard = task_loss(s, step.labels, step.regression) if params.alpha < 1 else soft.new_zeros(())
+    loss = params.alpha * soft + (1 - params.alpha) * hard
+    return loss, parts_of(kd=soft, ce=hard)

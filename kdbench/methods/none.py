@@ -1,0 +1,22 @@
+"""`none`: the student trained on the labels only; the floor every method must beat.
+
+    kdbench run suite=glue method=none
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdbench.methods.base import Step, parts_of, register_method, task_loss
+
+
+@dataclass(frozen=True)
+class NoneParams:
+    """No parameters: cross-entropy (or MSE for regression) on the labels."""
+
+
+@register_method("none", params=NoneParams, needs=frozenset())
+def none_loss(step: Step, params: NoneParams, state=None):
+    """Student on labels only: CE (MSE for regression), no teacher."""
+    loss = task_loss(step.student.logits, step.labels, step.regression)
+    return loss, parts_of(ce=loss)

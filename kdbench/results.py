@@ -1,0 +1,96 @@
+"""Result records: one self-describing JSON file per run, written atomically.
+
+    results/<suite>/<method>-<UTC time>-<config hash>-<random>.json
+
+A record holds everything needed to reproduce the run and to place it on a
+leaderboard: the resolved config, suite version, teacher/student identities,
+metrics {task: {metric: value}}, parameter counts, timings, versions and git commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import subprocess
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "student", "seed", "config",
+            "metrics", "params", "timings", "versions", "git_commit", "created_at")
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def new_run_id(method: str, config: dict) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{method}-{stamp}-{config_hash(config)[:8]}-{secrets.token_hex(2)}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(path: Path, record: dict) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("kdbench", "torch", "transformers", "accelerate", "datasets", "scikit-learn", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> dict:
+    """The commit of the kdbench checkout that ran, and whether it had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"sha": None, "dirty": None}
+    if sha.returncode != 0:
+        return {"sha": None, "dirty": None}
+    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def load_records(results_dir: Path, suite: str | None = None) -> tuple[list[dict], list[str]]:
+    """Valid records under results_dir (optionally one suite), and a note for each file skipped."""
+    records, skipped = [], []
+    pattern = f"{suite}/*.json" if suite else "*/*.json"
+    for path in sorted(Path(results_dir).glob(pattern)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            skipped.append(f"{path}: unreadable ({type(e).__name__})")
+            continue
+        missing = [k for k in REQUIRED if k not in record] if isinstance(record, dict) else list(REQUIRED)
+        if missing:
+            skipped.append(f"{path}: not a kdbench record (missing {', '.join(missing)})")
+            continue
+        record["_path"] = str(path)
+        records.append(record)
+    return records, skipped

@@ -1,0 +1,141 @@
+"""The one training loop, shared by every method and by the teacher's fine-tuning.
+
+Per step: teacher forward under no-grad (a separate function, so that a cache
+of teacher outputs can replace it), student forward, `method.loss`, backward,
+gradient clipping, AdamW and a linear warm-up/decay schedule. Runs on
+accelerate: CPU here, CUDA with bf16 autocast where present.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from kdbench.config import TrainConfig
+from kdbench.methods.base import Step
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    examples: int = 0
+    seconds: float = 0.0
+    teacher_seconds: float = 0.0  # time inside the teacher's forward
+    loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else 0.0
+
+
+def make_accelerator(device: str):
+    """accelerate on the requested device; bf16 mixed precision on CUDA."""
+    from accelerate import Accelerator
+
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device == "cuda" and not torch.cuda.is_available():
+        from kdbench.errors import KdbenchError
+
+        raise KdbenchError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
+    precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(cpu=not use_cuda, mixed_precision=precision)
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def output_flags(needs: frozenset) -> dict:
+    return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
+
+
+@torch.no_grad()
+def teacher_forward(teacher, batch: dict, needs: frozenset):
+    """The teacher's outputs for one batch, never tracked by autograd."""
+    return teacher(**model_inputs(batch), **output_flags(needs))
+
+
+def _forever(loader: DataLoader) -> Iterator[dict]:
+    while True:
+        yield from loader
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Step], tuple[torch.Tensor, dict]],
+    loader: DataLoader,
+    cfg: TrainConfig,
+    accelerator,
+    *,
+    teacher: torch.nn.Module | None = None,
+    needs: frozenset = frozenset(),
+    extra: torch.nn.Module | None = None,
+    regression: bool = False,
+    desc: str = "train",
+) -> TrainStats:
+    """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps."""
+    from transformers import get_linear_schedule_with_warmup
+
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
+    model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
+    if extra is not None:
+        extra = accelerator.prepare(extra)
+    if teacher is not None:
+        teacher = teacher.to(accelerator.device).eval()
+    model.train()
+    stats = TrainStats()
+    window: list[tuple[float, dict]] = []
+    batches = _forever(loader)
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", disable=None, leave=False)
+    for step in range(1, cfg.max_steps + 1):
+        batch = next(batches)
+        teacher_out = None
+        if teacher is not None:
+            t0 = time.perf_counter()
+            teacher_out = teacher_forward(teacher, batch, needs)
+            stats.teacher_seconds += time.perf_counter() - t0
+        with accelerator.autocast():
+            student_out = model(**model_inputs(batch), **output_flags(needs))
+            loss, parts = loss_fn(
+                Step(student_out, teacher_out, batch["labels"], batch["attention_mask"], None, regression)
+            )
+        accelerator.backward(loss)
+        if cfg.grad_clip > 0:
+            accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats.steps = step
+        stats.examples += batch["labels"].shape[0]
+        window.append((float(loss.detach()), parts))
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            mean_loss = sum(w[0] for w in window) / len(window)
+            mean_parts = {k: sum(w[1].get(k, 0.0) for w in window) / len(window) for k in window[0][1]}
+            stats.loss_curve.append([step, round(mean_loss, 6), {k: round(v, 6) for k, v in mean_parts.items()}])
+            window.clear()
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{stats.examples / elapsed:.1f}")
+        bar.update(1)
+    bar.close()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, device) -> torch.Tensor:
+    """Logits `(N, C)` for every example of `loader`, in the loader's order."""
+    model = model.to(device).eval()
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out.append(model(**model_inputs(batch)).logits.float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
