@@ -61,6 +61,12 @@ def teacher_forward(teacher, batch: dict, needs: frozenset):
     return teacher(**model_inputs(batch), **output_flags(needs))
 
 
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def _forever(loader: DataLoader) -> Iterator[dict]:
     while True:
         yield from loader
@@ -95,7 +101,8 @@ def train(
     window: list[tuple[float, dict]] = []
     batches = _forever(loader)
     start = time.perf_counter()
-    bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", disable=None, leave=False)
+    # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
+    bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", leave=False, mininterval=0.5 if _tty() else 30)
     for step in range(1, cfg.max_steps + 1):
         batch = next(batches)
         teacher_out = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 
 def encode(tokenizer, examples: list, max_length: int) -> list[dict]:
@@ -38,10 +38,38 @@ class Collator:
         return batch
 
 
+class LengthGroupedBatches(Sampler):
+    """Random batches of similar length: less padding, the same data in a seeded random order.
+
+    Each epoch shuffles all rows, cuts them into windows of `window` batches,
+    sorts each window by length and cuts it into batches, then shuffles the
+    batches. Rows of one batch have similar lengths, so dynamic padding wastes
+    little compute; the order is still random and is fixed by (seed, epoch).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
+        self.lengths, self.batch_size, self.seed, self.window = lengths, batch_size, seed, window
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=lambda i: self.lengths[i], reverse=True)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[b]
+
+
 def train_loader(features: list[dict], collate: Collator, batch_size: int, seed: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(features, batch_size=batch_size, shuffle=True, drop_last=len(features) > batch_size,
-                      collate_fn=collate, generator=generator)
+    sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], batch_size, seed)
+    return DataLoader(features, batch_sampler=sampler, collate_fn=collate)
 
 
 def eval_loader(features: list[dict], collate: Collator, batch_size: int) -> tuple[DataLoader, list[int]]:

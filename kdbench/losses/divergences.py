@@ -32,10 +32,14 @@ def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
-    """Σ_v a_v (log a_v − log b_v) over the last dim, with 0·log 0 = 0."""
+    """Σ_v a_v (log a_v − log b_v) over the last dim, with 0·log 0 = 0.
+
+    The difference is zeroed *before* the product where a_v = 0, so that no
+    −inf·0 reaches autograd (NaN gradients otherwise).
+    """
     a = log_a.exp()
-    terms = torch.where(a > 0, a * (log_a - log_b), torch.zeros((), dtype=a.dtype, device=a.device))
-    return terms.sum(-1)
+    diff = torch.where(a > 0, log_a - log_b, torch.zeros((), dtype=a.dtype, device=a.device))
+    return (a * diff).sum(-1)
 
 
 def _log_mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
@@ -44,7 +48,13 @@ def _log_mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> t
         raise ValueError(f"mixture weight must be in [0, 1], got {weight_a}")
     log_w = math.log(weight_a) if weight_a > 0 else -math.inf
     log_1mw = math.log1p(-weight_a) if weight_a < 1 else -math.inf
-    return torch.logaddexp(log_a + log_w, log_b + log_1mw)
+    a, b = log_a + log_w, log_b + log_1mw
+    # Where both terms are −inf the mixture is 0; logaddexp's gradient there is NaN, so
+    # evaluate it on zeros and select −inf instead (those entries carry no loss).
+    support = torch.isfinite(a) | torch.isfinite(b)
+    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    mixed = torch.logaddexp(torch.where(support, a, zero), torch.where(support, b, zero))
+    return torch.where(support, mixed, torch.full((), -math.inf, dtype=a.dtype, device=a.device))
 
 
 def forward_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):

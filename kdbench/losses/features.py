@@ -53,7 +53,10 @@ def attention_kl(student_attn, teacher_attn, mask=None, reduction="mean"):
     a_t = group_heads(teacher_attn.detach().float(), a_s.shape[1])
     if a_t.shape != a_s.shape:
         raise ValueError(f"attention shapes differ: student {tuple(a_s.shape)} vs teacher {tuple(a_t.shape)}")
-    zero = torch.zeros((), dtype=a_t.dtype, device=a_t.device)
-    terms = torch.where(a_t > 0, a_t * (a_t.log() - a_s.log()), zero)
-    per_query = terms.sum(-1).mean(1)  # (B, T)
+    # Where A_t = 0 (padded keys, causal future) both logs read 1 instead, so the term is 0·0 and
+    # autograd never sees log 0 (whose inf·0 would turn the student's gradient into NaN).
+    support = a_t > 0
+    one = torch.ones((), dtype=a_t.dtype, device=a_t.device)
+    log_ratio = torch.where(support, a_t, one).log() - torch.where(support, a_s, one).log()
+    per_query = (a_t * log_ratio).sum(-1).mean(1)  # (B, T)
     return reduce_positions(per_query, mask, reduction)

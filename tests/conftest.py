@@ -1,0 +1,30 @@
+"""Test settings: never touch the network; find the real data root that CI puts beside the checkout."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[var] = "1"
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real data root: $KDBENCH_DATA_DIR, else ../shared/data beside the checkout."""
+    root = Path(os.environ.get("KDBENCH_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not (root / "glue" / "SST-2" / "train.tsv").is_file():
+        message = f"real data root not found at {root}; set KDBENCH_DATA_DIR"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI always has ../shared: a missing root is a failure there
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One teacher cache for the whole session, so the tiny teacher is fine-tuned once."""
+    return tmp_path_factory.mktemp("kdbench-cache")

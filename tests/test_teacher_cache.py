@@ -1,0 +1,50 @@
+"""The fine-tuned-teacher cache key changes whenever anything that shapes the teacher changes."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from kdbench import teacher
+from kdbench.config import resolve
+from kdbench.data.glue_tasks import TASKS
+
+
+def data(train="aaa", dev="bbb"):
+    return SimpleNamespace(train=SimpleNamespace(sha256=train), evals={"dev": SimpleNamespace(sha256=dev)})
+
+
+BASE_IDENTITY = {"name": "minilm-l6", "weights_sha256": "w1"}
+
+
+def key(cfg=None, identity=BASE_IDENTITY, task="sst2", d=None):
+    cfg = cfg or resolve({}, environ={})
+    return teacher.teacher_key(teacher.key_parts(cfg, identity, TASKS[task], d or data()))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"identity": {"name": "minilm-l6", "weights_sha256": "w2"}},
+        {"identity": {"name": "other", "weights_sha256": "w1"}},
+        {"task": "rte"},
+        {"d": data(train="changed")},
+        {"d": data(dev="changed")},
+        {"cfg": {"teacher_train.lr": "3e-5"}},
+        {"cfg": {"teacher_train.max_steps": "10"}},
+        {"cfg": {"teacher_train.seed": "1"}},
+        {"cfg": {"teacher_train.max_length": "64"}},
+        {"cfg": {"teacher_train.batch_size": "16"}},
+        {"cfg": {"data.max_train_examples": "100"}},
+        {"cfg": {"data.max_eval_examples": "100"}},
+    ],
+)
+def test_each_key_component_change_is_a_cache_miss(change):
+    kwargs = dict(change)
+    if "cfg" in kwargs:
+        kwargs["cfg"] = resolve(kwargs["cfg"], environ={})
+    assert key(**kwargs) != key()
+
+
+def test_student_side_settings_do_not_invalidate_the_teacher():
+    assert key(resolve({"method": "rlkd", "seed": "5", "train.lr": "1e-3"}, environ={})) == key()
