@@ -130,10 +130,11 @@ def train(
             stats.loss_curve.append([step, round(mean_loss, 6), {k: round(v, 6) for k, v in mean_parts.items()}])
             window.clear()
         elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{stats.examples / elapsed:.1f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
         bar.update(1)
     bar.close()
     stats.seconds = time.perf_counter() - start
+    accelerator.free_memory()  # drop accelerate's references; the next task prepares new objects
     return stats
 
 

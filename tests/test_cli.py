@@ -136,3 +136,13 @@ def test_same_seed_gives_identical_runs(tmp_path, data_root, cache_dir):
                      f"results_dir={tmp_path}", f"cache_dir={cache_dir}"]) == 0
     a, b = [json.loads(p.read_text()) for p in sorted((tmp_path / "glue_tiny").glob("*.json"))]
     assert a["loss_curves"] == b["loss_curves"] and a["metrics"] == b["metrics"]
+
+
+def test_a_local_model_folder_works_as_student(tmp_path, data_root, cache_dir):
+    student = tiny_model_dir(tmp_path / "tiny-student", 30522)
+    results = tmp_path / "r"
+    assert main(["run", "suite=glue_tiny", "method=rlkd", f"student={student}", f"data_dir={data_root}",
+                 f"results_dir={results}", f"cache_dir={cache_dir}"]) == 0
+    (record,) = [json.loads(p.read_text()) for p in (results / "glue_tiny").glob("*.json")]
+    assert record["student"]["source"] == str(student) and len(record["student"]["weights_sha256"]) == 64
+    assert record["params"]["student"] < 1_000_000
