@@ -136,12 +136,6 @@ def load_classifier(name: str, num_labels: int, regression: bool, seed: int, eag
                 setattr(config, key, value)
         _quiet_transformers()
         return AutoModelForSequenceClassification.from_config(config, attn_implementation="eager" if eager else None)
-    existing = head_labels(load_config(source if preset is None else preset.layers_of or name))
-    if existing is not None and existing != num_labels:
-        raise KdbenchError(
-            f"{name!r} has a {existing}-label classification head but the task has {num_labels} labels;"
-            " logit distillation needs equal label counts: pass a bare encoder or a model fine-tuned on this task"
-        )
     model = _from_pretrained(AutoModelForSequenceClassification, source, "model", **kwargs)
     if preset is not None and preset.num_layers:
         teacher_layers = model.config.num_hidden_layers
