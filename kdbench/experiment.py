@@ -136,6 +136,26 @@ def _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log):
     return model, {**meta, "cached": False, "seconds": time.perf_counter() - start}
 
 
+def _train_student(cfg, method, task, data, tokenizer, collate, teacher, accelerator, log):
+    """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
+    params = cfg.method_params
+    needs = method.needs(params)
+    attention_maps = "attentions" in needs
+    if attention_maps:
+        teacher.set_attn_implementation("eager")  # SDPA returns no attention maps
+    torch.manual_seed(cfg.seed)
+    student = load_classifier(cfg.student, task.num_labels, task.regression, seed=cfg.seed,
+                              eager=attention_maps, no_attention_dropout=attention_maps)
+    state = method.build_state(params, student.config, teacher.config) if method.build_state else None
+    features = encode(tokenizer, data.train.examples, cfg.train.max_length)
+    loader = train_loader(features, collate, cfg.train.batch_size, cfg.seed)
+    log(f"[{task.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
+    stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
+                  teacher=teacher if needs else None, needs=needs, extra=state, regression=task.regression,
+                  desc=f"{cfg.method} {task.name}")
+    return accelerator.unwrap_model(student), stats
+
+
 def _fmt(scores: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
@@ -146,7 +166,6 @@ def run(cfg: RunConfig, log=print) -> Path:
     suite, suite_file = suite_of(cfg)
     method = METHODS.get(cfg.method)
     params = cfg.method_params
-    needs = method.needs(params)
     config = cfg.to_dict()
     run_id = new_run_id(cfg.method, config)
     path = Path(cfg.results_dir) / cfg.suite / f"{run_id}.json"
@@ -165,7 +184,7 @@ def run(cfg: RunConfig, log=print) -> Path:
         "metrics": {},
         "teacher_metrics": {},
         "params": {},
-        "timings": {"teacher_s": 0.0, "train_s": 0.0, "eval_s": 0.0},
+        "timings": {"teacher_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "teacher_forward_s": 0.0},
         "throughput": {},
         "loss_curves": {},
         "data": {},
@@ -193,25 +212,9 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["teacher_metrics"][task_name] = meta["metrics"]
         record["timings"]["teacher_s"] += meta["seconds"]
         record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
-        if "attentions" in needs:
-            teacher.set_attn_implementation("eager")
-        teacher_needed = teacher if needs else None
-
-        torch.manual_seed(cfg.seed)
-        student = load_classifier(cfg.student, task.num_labels, task.regression, seed=cfg.seed,
-                                  eager="attentions" in needs, no_attention_dropout="attentions" in needs)
-        state = method.build_state(params, student.config, teacher.config) if method.build_state else None
-        record["params"] = {"teacher": count_params(teacher) if teacher is not None else None,
-                            "student": count_params(student)}
-        features = encode(tokenizer, data.train.examples, cfg.train.max_length)
-        loader = train_loader(features, collate, cfg.train.batch_size, cfg.seed)
-        log(f"[{task_name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
-        stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
-                      teacher=teacher_needed, needs=needs, extra=state, regression=task.regression,
-                      desc=f"{cfg.method} {task_name}")
-        student = accelerator.unwrap_model(student)
+        student, stats = _train_student(cfg, method, task, data, tokenizer, collate, teacher, accelerator, log)
+        record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
         record["timings"]["train_s"] += stats.seconds
-        record["timings"].setdefault("teacher_forward_s", 0.0)
         record["timings"]["teacher_forward_s"] += stats.teacher_seconds
         record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2), "steps": stats.steps}
         record["loss_curves"][task_name] = stats.loss_curve
