@@ -108,7 +108,8 @@ def train(
         teacher_out = None
         if teacher is not None:
             t0 = time.perf_counter()
-            teacher_out = teacher_forward(teacher, batch, needs)
+            with accelerator.autocast():  # bf16 on CUDA, like the student
+                teacher_out = teacher_forward(teacher, batch, needs)
             stats.teacher_seconds += time.perf_counter() - t0
         with accelerator.autocast():
             student_out = model(**model_inputs(batch), **output_flags(needs))
