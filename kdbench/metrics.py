@@ -1,7 +1,10 @@
-"""Pure metric functions, every score on a 0–100 scale.
+"""Pure metric functions, every score on a 0–100 scale except perplexity.
 
-Each metric declares its direction (higher is better for all GLUE metrics) so
-that leaderboards and regression checks know which way is worse.
+Each metric declares its direction so that leaderboards and regression checks
+know which way is worse. Corpus metrics (BLEU, CER, perplexity) are computed
+over the whole corpus, not as a mean of sentence scores; ROUGE is the mean of
+per-example F-measures, as rouge-score and the MiniLLM/DistiLLM evaluations do.
+Text-metric inputs are checked: equal lengths, no empty reference.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "mcc": True, "pearson": True, "spearman": True}
+from kdbench.errors import KdbenchError
+
+HIGHER_IS_BETTER = {
+    "accuracy": True, "f1": True, "mcc": True, "pearson": True, "spearman": True,
+    "bleu": True, "rouge1": True, "rouge2": True, "rougeL": True, "cer": False, "perplexity": False,
+}
 
 
 def accuracy(predictions, labels) -> float:
@@ -56,3 +64,94 @@ def glue(task: str, predictions, labels) -> dict[str, float]:
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
     return {name: GLUE_METRICS[name](predictions, labels) for name in TASKS[task].metrics}
+
+
+def _check_pairs(predictions, references) -> None:
+    if len(predictions) != len(references):
+        raise KdbenchError(f"{len(predictions)} predictions for {len(references)} references; they must pair up one to one")
+    if not references:
+        raise KdbenchError("no references to score")
+    for i, ref in enumerate(references):
+        if not isinstance(ref, str) or not ref.strip():
+            raise KdbenchError(f"reference {i} is empty; every example needs a non-empty reference")
+
+
+def bleu_signature() -> str:
+    """sacrebleu's signature of the BLEU settings used by `bleu` (store it with the score)."""
+    import sacrebleu
+
+    scorer = sacrebleu.BLEU()
+    scorer.corpus_score(["a"], [["a"]])  # sacrebleu fills in the signature on first use
+    return str(scorer.get_signature())
+
+
+def bleu(predictions: list[str], references: list[str]) -> float:
+    """Corpus BLEU (sacrebleu defaults: 13a tokenisation, exp smoothing, one reference), 0–100."""
+    import sacrebleu
+
+    _check_pairs(predictions, references)
+    return float(sacrebleu.BLEU().corpus_score(list(predictions), [list(references)]).score)
+
+
+def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measures (rouge-score, Porter stemming), 0–100."""
+    from rouge_score import rouge_scorer
+
+    _check_pairs(predictions, references)
+    keys = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
+    totals = dict.fromkeys(keys, 0.0)
+    for pred, ref in zip(predictions, references):
+        scores = scorer.score(ref, pred)
+        for k in keys:
+            totals[k] += scores[k].fmeasure
+    return {k: 100.0 * v / len(references) for k, v in totals.items()}
+
+
+def cer(predictions: list[str], references: list[str]) -> float:
+    """Corpus character error rate (jiwer): total edits / total reference characters, 0–100 (lower is better)."""
+    import jiwer
+
+    _check_pairs(predictions, references)
+    return 100.0 * float(jiwer.cer(list(references), list(predictions)))
+
+
+def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length: int | None = None) -> float:
+    """Token-level perplexity of a causal LM over the texts joined by blank lines, by sliding window.
+
+    Windows of `max_length` tokens (default: the model's context) advance by
+    `stride` < max_length, so windows overlap and every token after the first
+    is predicted exactly once, by the first window that has it as a new target,
+    with at least max_length − stride tokens of context where the text allows. Returns
+    exp(Σ NLL / number of predicted tokens). Perplexities are comparable only
+    between models with the same tokenizer.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if not texts or not any(t.strip() for t in texts):
+        raise KdbenchError("perplexity needs non-empty text")
+    max_length = max_length or getattr(model.config, "max_position_embeddings", 1024)
+    if not 0 < stride < max_length:
+        # stride = max_length would leave each window's first token unpredicted
+        raise KdbenchError(f"perplexity stride must be in [1, {max_length - 1}] (below the window of {max_length}), got {stride}")
+    ids = tokenizer("\n\n".join(texts), return_tensors="pt").input_ids[0]
+    if len(ids) < 2:
+        raise KdbenchError("perplexity needs at least 2 tokens of text")
+    device = next(model.parameters()).device
+    total_nll, total_tokens, scored_until = 0.0, 0, 1  # the first token has no context and is not scored
+    model.eval()
+    with torch.no_grad():
+        for begin in range(0, max(len(ids) - 1, 1), stride):
+            end = min(begin + max_length, len(ids))
+            window = ids[begin:end].to(device)[None]
+            logits = model(input_ids=window).logits[0, :-1].float()
+            targets = window[0, 1:]
+            first_new = max(scored_until - begin - 1, 0)  # skip targets an earlier window already scored
+            nll = F.cross_entropy(logits[first_new:], targets[first_new:], reduction="sum")
+            total_nll += float(nll)
+            total_tokens += len(targets) - first_new
+            scored_until = end
+            if end == len(ids):
+                break
+    return math.exp(total_nll / total_tokens)
