@@ -19,14 +19,18 @@ from kdbench.config import RunConfig, load_suite_file
 from kdbench.data.batching import Collator, encode, eval_loader, train_loader
 from kdbench.errors import KdbenchError
 from kdbench.methods.base import Method
-from kdbench.models.load import count_params, head_labels, load_classifier, load_config, load_tokenizer, model_identity
+from kdbench.models.load import (
+    count_params,
+    default_cache_dir,
+    head_labels,
+    load_classifier,
+    load_config,
+    load_tokenizer,
+    model_identity,
+)
 from kdbench.registry import METHODS, SUITES
 from kdbench.results import SCHEMA_VERSION, git_commit, new_run_id, versions, write_record
 from kdbench.runner import make_accelerator, predict, train
-
-
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "kdbench"
 
 
 def suite_of(cfg: RunConfig):
@@ -65,7 +69,7 @@ def validate(cfg: RunConfig) -> list[str]:
 
 def preflight(cfg: RunConfig, method: Method, task) -> None:
     """Refuse an incompatible teacher/student pair from their configs, before any weights load."""
-    t_cfg, s_cfg = load_config(cfg.teacher), load_config(cfg.student)
+    t_cfg, s_cfg = load_config(cfg.teacher, cfg.cache_dir or None), load_config(cfg.student, cfg.cache_dir or None)
     if t_cfg.vocab_size != s_cfg.vocab_size:
         raise KdbenchError(
             f"teacher {cfg.teacher!r} has a vocabulary of {t_cfg.vocab_size} tokens, student {cfg.student!r} has"
@@ -100,7 +104,7 @@ def _evaluate(model, suite, task, data, tokenizer, collate, cfg, device) -> tupl
 
 def _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log):
     """The fine-tuned teacher for `task`, from the cache or trained now; and its metadata."""
-    identity = model_identity(cfg.teacher)
+    identity = model_identity(cfg.teacher, cfg.cache_dir or None)
     parts = teacher_cache.key_parts(cfg, identity, task, data)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     path = teacher_cache.cached_teacher_dir(cache_dir, task.name, parts)
@@ -177,8 +181,8 @@ def run(cfg: RunConfig, log=print) -> Path:
         "suite_version": str(suite_file.get("version", "0")),
         "method": cfg.method,
         "method_params": dataclasses.asdict(params),
-        "teacher": model_identity(cfg.teacher),
-        "student": model_identity(cfg.student),
+        "teacher": model_identity(cfg.teacher, cfg.cache_dir or None),
+        "student": model_identity(cfg.student, cfg.cache_dir or None),
         "seed": cfg.seed,
         "config": config,
         "metrics": {},
@@ -197,7 +201,7 @@ def run(cfg: RunConfig, log=print) -> Path:
     record["device"] = {"type": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
                         "torch_threads": torch.get_num_threads()}
     data_root = data_root_of(cfg)
-    tokenizer = load_tokenizer(cfg.teacher)
+    tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
     for task_name in tasks:
         data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
         task = data.task

