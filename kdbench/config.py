@@ -62,23 +62,36 @@ class TeacherTrainConfig(TrainConfig):
     seed: int = 0
 
 
+PADDING_SIDES = ("right", "left")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    max_train_examples: int = 0  # first N training rows; 0 = all
+    max_train_examples: int = 0  # first N training rows (LM suites: blocks); 0 = all
     max_eval_examples: int = 0  # first N rows of each eval split; 0 = all
+    padding_side: str = "right"  # right | left, for causal-LM batches (classifiers pad right)
 
     def __post_init__(self):
         if self.max_train_examples < 0 or self.max_eval_examples < 0:
-            raise KdbenchError("data.max_train_examples and data.max_eval_examples must be >= 0 (0 = all)")
+            raise KdbenchError("max_train_examples and max_eval_examples must be >= 0 (0 = all)")
+        if self.padding_side not in PADDING_SIDES:
+            raise KdbenchError(f"padding_side must be right or left, got {self.padding_side!r}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     batch_size: int = 128
+    window: int = 512  # perplexity: tokens per sliding window
+    stride: int = 256  # perplexity: tokens the window advances (< window)
+    max_tokens: int = 0  # perplexity: score only the first N tokens of the eval text; 0 = all
 
     def __post_init__(self):
         if self.batch_size < 1:
-            raise KdbenchError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+            raise KdbenchError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 < self.stride < self.window:
+            raise KdbenchError(f"stride must be in [1, window - 1] = [1, {self.window - 1}], got {self.stride}")
+        if self.max_tokens < 0:
+            raise KdbenchError(f"max_tokens must be >= 0 (0 = all), got {self.max_tokens}")
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,19 @@ import torch
 
 from kdbench import teacher as teacher_cache
 from kdbench.config import RunConfig, load_suite_file
-from kdbench.data.batching import Collator, encode, eval_loader, train_loader
 from kdbench.errors import KdbenchError
 from kdbench.methods.base import Method
 from kdbench.models.load import (
     count_params,
     default_cache_dir,
     head_labels,
-    load_classifier,
     load_config,
     load_tokenizer,
     model_identity,
 )
 from kdbench.registry import METHODS, SUITES
 from kdbench.results import SCHEMA_VERSION, git_commit, new_run_id, versions, write_record
-from kdbench.runner import make_accelerator, predict, train
+from kdbench.runner import make_accelerator, train
 
 
 def suite_of(cfg: RunConfig):
@@ -68,7 +66,10 @@ def validate(cfg: RunConfig) -> list[str]:
 
 
 def preflight(cfg: RunConfig, method: Method, task) -> None:
-    """Refuse an incompatible teacher/student pair from their configs, before any weights load."""
+    """Refuse an incompatible teacher/student pair from their configs, before any weights load.
+
+    `task` is the suite's task data (.name, .num_labels; 0 labels for language modelling).
+    """
     t_cfg, s_cfg = load_config(cfg.teacher, cfg.cache_dir or None), load_config(cfg.student, cfg.cache_dir or None)
     if t_cfg.vocab_size != s_cfg.vocab_size:
         raise KdbenchError(
@@ -77,7 +78,7 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
         )
     for role, name, conf in (("teacher", cfg.teacher, t_cfg), ("student", cfg.student, s_cfg)):
         labels = head_labels(conf)
-        if labels is not None and labels != task.num_labels:
+        if labels is not None and task.num_labels and labels != task.num_labels:
             raise KdbenchError(
                 f"{role} {name!r} has a {labels}-label head but {task.name} has {task.num_labels};"
                 f" method {method.name!r} compares teacher and student outputs label by label"
@@ -87,47 +88,37 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
             raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
 
 
-def _evaluate(model, suite, task, data, tokenizer, collate, cfg, device) -> tuple[dict, dict]:
-    """Metrics and the predictions of every eval split."""
-    scores, preds = {}, {}
-    for split_name, split in data.evals.items():
-        features = encode(tokenizer, split.examples, cfg.train.max_length)
-        loader, order = eval_loader(features, collate, cfg.eval.batch_size)
-        logits = predict(model, loader, device)
-        unsorted = torch.empty_like(logits)
-        unsorted[torch.tensor(order, dtype=torch.long)] = logits
-        p = suite.predictions(task, unsorted)
-        scores.update(suite.score(task, split_name, p, [e.label for e in split.examples]))
-        preds[split_name] = p
-    return scores, preds
+def _teacher(cfg, suite, data, tokenizer, accelerator, log):
+    """The teacher for this task, fine-tuned (or used as given) and scored once, then cached.
 
-
-def _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log):
-    """The fine-tuned teacher for `task`, from the cache or trained now; and its metadata."""
+    With teacher_train.max_steps > 0 the fine-tuned weights are cached; with 0 the
+    teacher is used as given and only its scores are cached (no copy of the weights).
+    """
     identity = model_identity(cfg.teacher, cfg.cache_dir or None)
-    parts = teacher_cache.key_parts(cfg, identity, task, data)
+    parts = teacher_cache.key_parts(cfg, identity, data)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    path = teacher_cache.cached_teacher_dir(cache_dir, task.name, parts)
+    path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
     start = time.perf_counter()
     cached = teacher_cache.load_cached(path)
     if cached is not None:
         model, meta = cached
-        log(f"[{task.name}] teacher from cache {path} (dev {_fmt(meta['metrics'])})")
-        meta = {**meta, "cached": True, "seconds": time.perf_counter() - start}
-        return model, meta
-    model = load_classifier(cfg.teacher, task.num_labels, task.regression, seed=cfg.teacher_train.seed)
+        if model is None:
+            model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, cfg.cache_dir or None)
+        log(f"[{data.name}] teacher from cache {path} ({_fmt(meta['metrics'])})")
+        return model, {**meta, "cached": True, "seconds": time.perf_counter() - start}
+    model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, cfg.cache_dir or None)
     stats = None
     if cfg.teacher_train.max_steps > 0:
-        log(f"[{task.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
+        log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
         torch.manual_seed(cfg.teacher_train.seed)
-        features = encode(tokenizer, data.train.examples, cfg.teacher_train.max_length)
-        loader = train_loader(features, collate, cfg.teacher_train.batch_size, cfg.teacher_train.seed)
+        loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
+                                    cfg.teacher_train.seed, cfg.data.padding_side)
         none = METHODS.get("none")
         params = none.make_params({})
         stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
-                      regression=task.regression, desc=f"teacher {task.name}")
+                      regression=data.regression, desc=f"teacher {data.name}")
         model = accelerator.unwrap_model(model)
-    scores, _ = _evaluate(model, suite, task, data, tokenizer, collate, cfg, accelerator.device)
+    scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
     meta = {
         "key_parts": parts,
         "metrics": scores,
@@ -135,12 +126,12 @@ def _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log):
         "steps": stats.steps if stats else 0,
         "loss_curve": stats.loss_curve if stats else [],
     }
-    teacher_cache.save(path, model.cpu(), meta)
-    log(f"[{task.name}] teacher dev {_fmt(scores)}, saved to {path}")
+    teacher_cache.save(path, model.cpu() if stats else None, meta)
+    log(f"[{data.name}] teacher {_fmt(scores)}, cached in {path}")
     return model, {**meta, "cached": False, "seconds": time.perf_counter() - start}
 
 
-def _train_student(cfg, method, task, data, tokenizer, collate, teacher, accelerator, log):
+def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log):
     """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
     params = cfg.method_params
     needs = method.needs(params)
@@ -148,15 +139,14 @@ def _train_student(cfg, method, task, data, tokenizer, collate, teacher, acceler
     if attention_maps:
         teacher.set_attn_implementation("eager")  # SDPA returns no attention maps
     torch.manual_seed(cfg.seed)
-    student = load_classifier(cfg.student, task.num_labels, task.regression, seed=cfg.seed,
-                              eager=attention_maps, no_attention_dropout=attention_maps)
+    student = suite.build_model(cfg.student, data, cfg.seed, cfg.cache_dir or None, attention_maps=attention_maps)
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
-    features = encode(tokenizer, data.train.examples, cfg.train.max_length)
-    loader = train_loader(features, collate, cfg.train.batch_size, cfg.seed)
-    log(f"[{task.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
+    loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
+                                cfg.data.padding_side)
+    log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
-                  teacher=teacher if needs else None, needs=needs, extra=state, regression=task.regression,
-                  desc=f"{cfg.method} {task.name}")
+                  teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
+                  desc=f"{cfg.method} {data.name}")
     return accelerator.unwrap_model(student), stats
 
 
@@ -204,19 +194,19 @@ def run(cfg: RunConfig, log=print) -> Path:
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
     for task_name in tasks:
         data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
-        task = data.task
-        preflight(cfg, method, task)
+        preflight(cfg, method, data)
         record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
                                      **{f"eval_{k}": v.source for k, v in data.evals.items()},
                                      **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()}}
-        collate = Collator(tokenizer.pad_token_id, task.regression)
+        record["data"][task_name]["tokenizer"] = tokenizer.name_or_path
+        record["data"][task_name]["notes"] = list(getattr(data, "notes", []))
 
         # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
-        teacher, meta = _teacher(cfg, suite, task, data, tokenizer, collate, accelerator, log)
+        teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log)
         record["teacher_metrics"][task_name] = meta["metrics"]
         record["timings"]["teacher_s"] += meta["seconds"]
         record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
-        student, stats = _train_student(cfg, method, task, data, tokenizer, collate, teacher, accelerator, log)
+        student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
         record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
         record["timings"]["train_s"] += stats.seconds
         record["timings"]["teacher_forward_s"] += stats.teacher_seconds
@@ -224,7 +214,7 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["loss_curves"][task_name] = stats.loss_curve
 
         start = time.perf_counter()
-        scores, _ = _evaluate(student, suite, task, data, tokenizer, collate, cfg, accelerator.device)
+        scores, _ = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
         record["timings"]["eval_s"] += time.perf_counter() - start
         record["metrics"][task_name] = scores
         record["status"] = "complete" if task_name == tasks[-1] else "partial"

@@ -116,14 +116,16 @@ def cer(predictions: list[str], references: list[str]) -> float:
     return 100.0 * float(jiwer.cer(list(references), list(predictions)))
 
 
-def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length: int | None = None) -> float:
+def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length: int | None = None,
+               max_tokens: int = 0) -> float:
     """Token-level perplexity of a causal LM over the texts joined by blank lines, by sliding window.
 
     Windows of `max_length` tokens (default: the model's context) advance by
     `stride` < max_length, so windows overlap and every token after the first
     is predicted exactly once, by the first window that has it as a new target,
     with at least max_length − stride tokens of context where the text allows. Returns
-    exp(Σ NLL / number of predicted tokens). Perplexities are comparable only
+    exp(Σ NLL / number of predicted tokens). `max_tokens` > 0 scores only the first
+    max_tokens tokens of the joined text. Perplexities are comparable only
     between models with the same tokenizer.
     """
     import torch
@@ -136,6 +138,8 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
         # stride = max_length would leave each window's first token unpredicted
         raise KdbenchError(f"perplexity stride must be in [1, {max_length - 1}] (below the window of {max_length}), got {stride}")
     ids = tokenizer("\n\n".join(texts), return_tensors="pt").input_ids[0]
+    if max_tokens:
+        ids = ids[:max_tokens]
     if len(ids) < 2:
         raise KdbenchError("perplexity needs at least 2 tokens of text")
     device = next(model.parameters()).device

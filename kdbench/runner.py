@@ -25,6 +25,7 @@ from kdbench.methods.base import Step
 class TrainStats:
     steps: int = 0
     examples: int = 0
+    tokens: int = 0  # non-pad input tokens
     seconds: float = 0.0
     teacher_seconds: float = 0.0  # time inside the teacher's forward
     loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
@@ -48,7 +49,28 @@ def make_accelerator(device: str):
 
 
 def model_inputs(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids", "position_ids")}
+
+
+class _Shifted:
+    """A causal LM's outputs with logits aligned to their targets: position t predicts token t+1."""
+
+    def __init__(self, out):
+        self.logits = out.logits[:, :-1]
+        self.hidden_states = getattr(out, "hidden_states", None)
+        self.attentions = getattr(out, "attentions", None)
+
+
+def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
+    """The method's view of one batch. Token labels `(B, T)` mean a causal LM: logits are
+    shifted against the labels and the loss covers exactly the positions whose target is
+    not −100 (response tokens, or all tokens of plain text; never padding)."""
+    labels = batch["labels"]
+    if labels.dim() == 1:
+        return Step(student_out, teacher_out, labels, batch["attention_mask"], None, regression)
+    targets = labels[:, 1:]
+    return Step(_Shifted(student_out), _Shifted(teacher_out) if teacher_out is not None else None, targets,
+                batch["attention_mask"], targets != -100, regression)
 
 
 def output_flags(needs: frozenset) -> dict:
@@ -113,9 +135,7 @@ def train(
             stats.teacher_seconds += time.perf_counter() - t0
         with accelerator.autocast():
             student_out = model(**model_inputs(batch), **output_flags(needs))
-            loss, parts = loss_fn(
-                Step(student_out, teacher_out, batch["labels"], batch["attention_mask"], None, regression)
-            )
+            loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
         accelerator.backward(loss)
         if cfg.grad_clip > 0:
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
@@ -124,6 +144,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         stats.steps = step
         stats.examples += batch["labels"].shape[0]
+        stats.tokens += int(batch["attention_mask"].sum())
         window.append((float(loss.detach()), parts))
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             mean_loss = sum(w[0] for w in window) / len(window)

@@ -27,17 +27,21 @@ def teacher_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def key_parts(cfg, identity: dict, task, data) -> dict:
+def key_parts(cfg, identity: dict, data) -> dict:
+    """Everything that shapes the cached teacher and its scores; `data` is the suite's task data."""
     return {
         "recipe": RECIPE_VERSION,
+        "suite": cfg.suite,
         "teacher": identity,
-        "task": task.name,
-        "num_labels": task.num_labels,
+        "task": data.name,
+        "num_labels": data.num_labels,
         "train_data": data.train.sha256,
         "eval_data": {name: split.sha256 for name, split in data.evals.items()},
         "max_train_examples": cfg.data.max_train_examples,
         "max_eval_examples": cfg.data.max_eval_examples,
         "teacher_train": dataclasses.asdict(cfg.teacher_train),
+        "eval": dataclasses.asdict(cfg.eval),
+        "eval_max_length": cfg.train.max_length,
     }
 
 
@@ -46,20 +50,30 @@ def cached_teacher_dir(cache_dir: Path, task_name: str, parts: dict) -> Path:
 
 
 def load_cached(path: Path):
-    """(model, meta) from a complete cache entry, or None."""
-    from transformers import AutoModelForSequenceClassification
+    """(model or None, meta) from a complete cache entry, or None when there is none.
+
+    The model is None when the entry holds only scores (a teacher used as given).
+    """
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     meta_file = path / "meta.json"
     if not meta_file.is_file():
         return None
     meta = json.loads(meta_file.read_text())
-    model = AutoModelForSequenceClassification.from_pretrained(path)
-    return model, meta
+    if not (path / "config.json").is_file():
+        return None, meta
+    archs = json.loads((path / "config.json").read_text()).get("architectures") or []
+    loader = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else (
+        AutoModelForSequenceClassification if any(a.endswith("ForSequenceClassification") for a in archs) else AutoModel)
+    return loader.from_pretrained(path), meta
 
 
 def save(path: Path, model, meta: dict) -> None:
+    """Write the entry under a temporary name, then rename: a reader never sees half an entry."""
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
-    model.save_pretrained(tmp)
+    tmp.mkdir(parents=True)
+    if model is not None:
+        model.save_pretrained(tmp)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     if path.exists():
         shutil.rmtree(path)

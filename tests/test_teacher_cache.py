@@ -10,16 +10,17 @@ from kdbench.config import resolve
 from kdbench.data.glue_tasks import TASKS
 
 
-def data(train="aaa", dev="bbb"):
-    return SimpleNamespace(train=SimpleNamespace(sha256=train), evals={"dev": SimpleNamespace(sha256=dev)})
+def data(train="aaa", dev="bbb", task="sst2"):
+    return SimpleNamespace(name=task, num_labels=TASKS[task].num_labels, train=SimpleNamespace(sha256=train),
+                           evals={"dev": SimpleNamespace(sha256=dev)})
 
 
 BASE_IDENTITY = {"name": "minilm-l6", "weights_sha256": "w1"}
 
 
-def key(cfg=None, identity=BASE_IDENTITY, task="sst2", d=None):
+def key(cfg=None, identity=BASE_IDENTITY, d=None):
     cfg = cfg or resolve({}, environ={})
-    return teacher.teacher_key(teacher.key_parts(cfg, identity, TASKS[task], d or data()))
+    return teacher.teacher_key(teacher.key_parts(cfg, identity, d or data()))
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,7 @@ def key(cfg=None, identity=BASE_IDENTITY, task="sst2", d=None):
     [
         {"identity": {"name": "minilm-l6", "weights_sha256": "w2"}},
         {"identity": {"name": "other", "weights_sha256": "w1"}},
-        {"task": "rte"},
+        {"d": data(task="rte")},
         {"d": data(train="changed")},
         {"d": data(dev="changed")},
         {"cfg": {"teacher_train.lr": "3e-5"}},
@@ -37,6 +38,9 @@ def key(cfg=None, identity=BASE_IDENTITY, task="sst2", d=None):
         {"cfg": {"teacher_train.batch_size": "16"}},
         {"cfg": {"data.max_train_examples": "100"}},
         {"cfg": {"data.max_eval_examples": "100"}},
+        {"cfg": {"eval.max_tokens": "100"}},
+        {"cfg": {"train.max_length": "64"}},  # the teacher's scores are computed at this length
+        {"cfg": {"suite": "glue_tiny"}},
     ],
 )
 def test_each_key_component_change_is_a_cache_miss(change):
@@ -47,4 +51,4 @@ def test_each_key_component_change_is_a_cache_miss(change):
 
 
 def test_student_side_settings_do_not_invalidate_the_teacher():
-    assert key(resolve({"method": "rlkd", "seed": "5", "train.lr": "1e-3"}, environ={})) == key()
+    assert key(resolve({"method": "rlkd", "seed": "5", "train.lr": "1e-3", "train.max_steps": "9"}, environ={})) == key()

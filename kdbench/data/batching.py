@@ -67,7 +67,7 @@ class LengthGroupedBatches(Sampler):
             yield batches[b]
 
 
-def train_loader(features: list[dict], collate: Collator, batch_size: int, seed: int) -> DataLoader:
+def train_loader(features: list[dict], collate, batch_size: int, seed: int) -> DataLoader:
     sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], batch_size, seed)
     return DataLoader(features, batch_sampler=sampler, collate_fn=collate)
 
@@ -77,3 +77,47 @@ def eval_loader(features: list[dict], collate: Collator, batch_size: int) -> tup
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     loader = DataLoader([features[i] for i in order], batch_size=batch_size, shuffle=False, collate_fn=collate)
     return loader, order
+
+
+class LMCollator:
+    """Causal-LM batches: pad ids, attention mask, −100 labels on padding, and position ids.
+
+    Position ids count only real tokens (cumsum of the mask), so a left-padded row
+    sees exactly the positions it would see right-padded.
+    """
+
+    def __init__(self, pad_id: int, padding_side: str = "right"):
+        self.pad_id = pad_id
+        self.left = padding_side == "left"
+
+    def __call__(self, rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            span = slice(width - n, width) if self.left else slice(0, n)
+            ids[i, span] = torch.tensor(r["input_ids"])
+            mask[i, span] = 1
+            labels[i, span] = torch.tensor(r["labels"])
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "position_ids": positions}
+
+
+def lm_blocks(token_ids: list[int], block: int) -> list[dict]:
+    """Cut a token stream into consecutive blocks of `block` tokens; every token is a target."""
+    return [{"input_ids": token_ids[i : i + block], "labels": token_ids[i : i + block]}
+            for i in range(0, len(token_ids) - 1, block) if len(token_ids[i : i + block]) > 1]
+
+
+def prompt_response(tokenizer, prompt: str, response: str, max_length: int) -> dict:
+    """One supervised example: loss on the response tokens (and EOS) only, never on the prompt.
+
+    A prompt that leaves no room for a response within max_length is refused by the caller.
+    """
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (p + r)[:max_length]
+    labels = ([-100] * len(p) + r)[:max_length]
+    return {"input_ids": ids, "labels": labels}

@@ -69,10 +69,16 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """The supervised loss: CE on labels (−100 ignored), or MSE for a regression head."""
+    """The supervised loss: CE on labels (−100 ignored), or MSE for a regression head.
+
+    The CE is a sum over the labelled positions divided by their count clamped to
+    1, so a batch without a single labelled token gives 0, not NaN.
+    """
     if regression:
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    flat = labels.reshape(-1)
+    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), flat, ignore_index=-100, reduction="sum")
+    return total / (flat != -100).sum().clamp_min(1)
 
 
 def output_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,14 @@ from pathlib import Path
 import torch
 
 from kdbench import metrics
+from kdbench.data.batching import Collator, encode, eval_loader, train_loader
 from kdbench.data.glue_tasks import TASKS, GlueTask
 from kdbench.data.hub import hub_offline, hub_split
 from kdbench.data.local import Split, glue_path, local_split
 from kdbench.errors import KdbenchError
+from kdbench.models.load import load_classifier
 from kdbench.registry import SUITES, did_you_mean
+from kdbench.runner import predict
 
 
 @dataclass
@@ -30,6 +33,18 @@ class TaskData:
     task: GlueTask
     train: Split
     evals: dict  # split name -> Split
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def num_labels(self) -> int:
+        return self.task.num_labels
+
+    @property
+    def regression(self) -> bool:
+        return self.task.regression
 
 
 def _split(task: GlueTask, data_root: Path | None, filename: str, hub_name: str) -> Split:
@@ -73,6 +88,15 @@ class GlueSuite:
         evals = {s: _first(_split(task, data_root, f, hub), max_eval) for s, (f, hub) in task.eval_splits.items()}
         return TaskData(task, train, evals)
 
+    def build_model(self, name: str, data: TaskData, seed: int, cache_dir=None, attention_maps: bool = False):
+        """A classifier with the task's head; `attention_maps` forces eager attention without attention dropout."""
+        return load_classifier(name, data.num_labels, data.regression, seed=seed, eager=attention_maps,
+                               no_attention_dropout=attention_maps)
+
+    def train_loader(self, tokenizer, data: TaskData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        features = encode(tokenizer, data.train.examples, max_length)
+        return train_loader(features, Collator(tokenizer.pad_token_id, data.regression), batch_size, seed)
+
     def predictions(self, task: GlueTask, logits: torch.Tensor) -> list:
         return logits.squeeze(-1).tolist() if task.regression else logits.argmax(-1).tolist()
 
@@ -82,6 +106,21 @@ class GlueSuite:
         if len(task.eval_splits) > 1:
             scores = {f"{k}_{split}": v for k, v in scores.items()}
         return scores
+
+    def evaluate(self, model, tokenizer, data: TaskData, cfg, device) -> tuple[dict, dict]:
+        """Metrics and the predictions of every eval split."""
+        collate = Collator(tokenizer.pad_token_id, data.regression)
+        scores, preds = {}, {}
+        for split_name, split in data.evals.items():
+            features = encode(tokenizer, split.examples, cfg.train.max_length)
+            loader, order = eval_loader(features, collate, cfg.eval.batch_size)
+            logits = predict(model, loader, device)
+            unsorted = torch.empty_like(logits)
+            unsorted[torch.tensor(order, dtype=torch.long)] = logits
+            p = self.predictions(data.task, unsorted)
+            scores.update(self.score(data.task, split_name, p, [e.label for e in split.examples]))
+            preds[split_name] = p
+        return scores, preds
 
 
 SUITES.add("glue", GlueSuite)

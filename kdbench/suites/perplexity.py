@@ -1,0 +1,115 @@
+"""Perplexity: token-level language modelling on WikiText-2, scored by sliding window.
+
+    kdbench run suite=perplexity method=kd data_dir=../shared/data
+
+Version history (bump when a number can move): 1: first release.
+Prompt format: none; plain text. The text is the WikiText-2 token file as
+published (`wiki.*.tokens`, with its <unk> markers), whole; training cuts the
+tokenised stream into blocks of train.max_length tokens, every token a target.
+Distillation corpus: WikiText-2 train from the hub (`Salesforce/wikitext`,
+`wikitext-2-v1`) when online; offline it is the local `wiki.valid.tokens`, and
+the record's data notes say so. Eval: `wiki.test.tokens`, the first
+eval.max_tokens tokens (0 = all), windows of eval.window advancing by
+eval.stride. Perplexities are comparable only under the same tokenizer; the
+record names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdbench import metrics
+from kdbench.data.batching import LMCollator, lm_blocks, train_loader
+from kdbench.data.hub import hub_offline
+from kdbench.data.local import Split, file_sha256
+from kdbench.errors import KdbenchError
+from kdbench.models.load import load_causal_lm
+from kdbench.registry import SUITES, did_you_mean
+
+TASKS = {"wikitext2": "wikitext-2"}
+
+
+@dataclass
+class TextData:
+    name: str
+    train: Split  # examples: [whole text]
+    evals: dict  # "test" -> Split
+    max_blocks: int = 0  # data.max_train_examples: train on the first N blocks; 0 = all
+    num_labels: int = 0
+    regression: bool = False
+    notes: list = field(default_factory=list)
+
+
+def _local_text(root: Path | None, filename: str) -> Split | None:
+    if root is None:
+        return None
+    path = root / "wikitext-2" / filename
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise KdbenchError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise KdbenchError(f"{path}: empty file")
+    return Split([text], str(path), file_sha256(path))
+
+
+def _hub_text(split: str) -> Split:
+    import datasets
+
+    ds = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-v1", split=split)
+    return Split(["".join(ds["text"])], f"hub:Salesforce/wikitext/wikitext-2-v1/{split}", ds._fingerprint)
+
+
+class PerplexitySuite:
+    def task_names(self) -> list[str]:
+        return list(TASKS)
+
+    def check_tasks(self, tasks) -> None:
+        for name in tasks:
+            if name not in TASKS:
+                raise KdbenchError(f"unknown perplexity task {name!r}; {did_you_mean(name, list(TASKS))}")
+
+    def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> TextData:
+        notes = []
+        train = None
+        if not hub_offline():
+            try:
+                train = _hub_text("train")
+            except Exception as e:  # offline or unreachable: fall back to the local corpus below
+                notes.append(f"hub WikiText-2 train unavailable ({type(e).__name__})")
+        if train is None:
+            train = _local_text(data_root, "wiki.valid.tokens")
+            if train is None:
+                raise KdbenchError(
+                    "no WikiText-2 text to distil on: the hub is offline and there is no"
+                    f" {data_root or '<data_root>'}/wikitext-2/wiki.valid.tokens; pass data_dir="
+                )
+            notes.append("distillation corpus: local wiki.valid.tokens (WikiText-2 train is not available offline)")
+        test = _local_text(data_root, "wiki.test.tokens")
+        if test is None:
+            if hub_offline():
+                raise KdbenchError(f"no {data_root or '<data_root>'}/wikitext-2/wiki.test.tokens and the hub is offline; pass data_dir=")
+            test = _hub_text("test")
+        return TextData(name, train, {"test": test}, max_blocks=max_train, notes=notes)
+
+    def build_model(self, name: str, data: TextData, seed: int, cache_dir=None, attention_maps: bool = False):
+        return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
+
+    def train_loader(self, tokenizer, data: TextData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        ids = tokenizer(data.train.examples[0])["input_ids"]
+        blocks = lm_blocks(ids, max_length)
+        if data.max_blocks:
+            blocks = blocks[: data.max_blocks]
+        return train_loader(blocks, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
+
+    def evaluate(self, model, tokenizer, data: TextData, cfg, device) -> tuple[dict, dict]:
+        model = model.to(device)
+        ppl = metrics.perplexity(model, tokenizer, data.evals["test"].examples, stride=cfg.eval.stride,
+                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens)
+        return {"perplexity": ppl}, {}
+
+
+SUITES.add("perplexity", PerplexitySuite)
