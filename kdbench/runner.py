@@ -68,9 +68,12 @@ def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
     labels = batch["labels"]
     if labels.dim() == 1:
         return Step(student_out, teacher_out, labels, batch["attention_mask"], None, regression)
-    targets = labels[:, 1:]
+    # A target counts only when the position predicting it is a real token: with left padding the
+    # first real token would otherwise be "predicted" from a pad.
+    scored = (labels[:, 1:] != -100) & batch["attention_mask"][:, :-1].bool()
+    targets = labels[:, 1:].masked_fill(~scored, -100)
     return Step(_Shifted(student_out), _Shifted(teacher_out) if teacher_out is not None else None, targets,
-                batch["attention_mask"], targets != -100, regression)
+                batch["attention_mask"], scored, regression)
 
 
 def output_flags(needs: frozenset) -> dict:
