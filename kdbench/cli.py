@@ -24,6 +24,9 @@ commands:
   ls            list methods, suites, tasks and model presets
   leaderboard   Markdown table of methods x tasks from a results dir
 
+suites: glue (GLUE dev sets, encoder classifiers), perplexity (WikiText-2, causal LMs),
+and their *_tiny smoke-test variants; `kdbench ls suites`
+
 run keys (defaults from suites/<suite>.toml, then the code):
   suite=glue            suite file under suites/          method=none|kd|rlkd|fakd
   tasks=[sst2,rte]      tasks (default: the suite's)       seed=0
@@ -34,7 +37,8 @@ run keys (defaults from suites/<suite>.toml, then the code):
   teacher_train.max_steps (teacher fine-tuning budget; 0 = use as is)  teacher_train.lr  teacher_train.seed ...
   data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
   results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
-  data.max_train_examples=N  data.max_eval_examples=N  eval.batch_size=N
+  data.max_train_examples=N  data.max_eval_examples=N  data.padding_side=right|left  eval.batch_size=N
+  eval.window=512 eval.stride=256 eval.max_tokens=N  (perplexity sliding window)
   device=auto|cpu|cuda  dry_run=true
   method.<param>=VALUE  the method's parameters (kdbench ls methods), e.g. method.k=15 method.temperature=2
 
@@ -66,7 +70,6 @@ def _cmd_ls(args: list[str]) -> int:
     import kdbench.methods  # noqa: F401
     import kdbench.models.presets  # noqa: F401
     from kdbench.config import load_suite_file, suite_names
-    from kdbench.data.glue_tasks import TASKS
     from kdbench.registry import METHODS, MODELS
 
     what = args[0] if args else "all"
@@ -86,9 +89,14 @@ def _cmd_ls(args: list[str]) -> int:
             info = load_suite_file(name)
             print(f"  {name:10} v{info.get('version')}  default tasks {info.get('tasks')}  {info.get('description', '')}")
     if what in ("tasks", "all"):
-        print("tasks (suite glue):")
-        for name, task in TASKS.items():
-            print(f"  {name:6} {task.folder:6} metrics: {', '.join(task.metrics)}")
+        import kdbench.suites  # noqa: F401  (registers the suite kinds)
+        from kdbench.registry import SUITES
+
+        for kind, suite_cls in SUITES:
+            suite = suite_cls()
+            print(f"tasks (suite kind {kind}):")
+            for name in suite.task_names():
+                print(f"  {name:10} metrics: {', '.join(suite.task_metrics(name))}")
     if what in ("models", "all"):
         print("model presets (any local model folder or hub id also works):")
         for name, preset in MODELS:

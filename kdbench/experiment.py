@@ -210,7 +210,8 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
         record["timings"]["train_s"] += stats.seconds
         record["timings"]["teacher_forward_s"] += stats.teacher_seconds
-        record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2), "steps": stats.steps}
+        record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
+                                           "train_tokens_per_s": round(stats.tokens_per_second, 1), "steps": stats.steps}
         record["loss_curves"][task_name] = stats.loss_curve
 
         start = time.perf_counter()

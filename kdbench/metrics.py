@@ -117,7 +117,7 @@ def cer(predictions: list[str], references: list[str]) -> float:
 
 
 def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length: int | None = None,
-               max_tokens: int = 0) -> float:
+               max_tokens: int = 0, progress: bool = False) -> float:
     """Token-level perplexity of a causal LM over the texts joined by blank lines, by sliding window.
 
     Windows of `max_length` tokens (default: the model's context) advance by
@@ -145,8 +145,13 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
     device = next(model.parameters()).device
     total_nll, total_tokens, scored_until = 0.0, 0, 1  # the first token has no context and is not scored
     model.eval()
+    starts = range(0, max(len(ids) - 1, 1), stride)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="perplexity", unit="window", leave=False)
     with torch.no_grad():
-        for begin in range(0, max(len(ids) - 1, 1), stride):
+        for begin in starts:
             end = min(begin + max_length, len(ids))
             window = ids[begin:end].to(device)[None]
             logits = model(input_ids=window).logits[0, :-1].float()

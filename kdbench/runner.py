@@ -34,6 +34,10 @@ class TrainStats:
     def examples_per_second(self) -> float:
         return self.examples / self.seconds if self.seconds else 0.0
 
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
 
 def make_accelerator(device: str):
     """accelerate on the requested device; bf16 mixed precision on CUDA."""

@@ -77,6 +77,9 @@ class GlueSuite:
     def task_names(self) -> list[str]:
         return list(TASKS)
 
+    def task_metrics(self, name: str) -> tuple:
+        return TASKS[name].metrics
+
     def check_tasks(self, tasks) -> None:
         for name in tasks:
             if name not in TASKS:

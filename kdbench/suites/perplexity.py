@@ -67,6 +67,9 @@ class PerplexitySuite:
     def task_names(self) -> list[str]:
         return list(TASKS)
 
+    def task_metrics(self, name: str) -> tuple:
+        return ("perplexity",)
+
     def check_tasks(self, tasks) -> None:
         for name in tasks:
             if name not in TASKS:
@@ -108,7 +111,7 @@ class PerplexitySuite:
     def evaluate(self, model, tokenizer, data: TextData, cfg, device) -> tuple[dict, dict]:
         model = model.to(device)
         ppl = metrics.perplexity(model, tokenizer, data.evals["test"].examples, stride=cfg.eval.stride,
-                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens)
+                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True)
         return {"perplexity": ppl}, {}
 
 
