@@ -8,12 +8,12 @@ file and the line: silently dropping rows would change the benchmark.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdbench.data.glue_tasks import GlueTask
 from kdbench.errors import KdbenchError
+from kdbench.files import file_sha256
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,6 @@ class Split:
     examples: list
     source: str  # where the rows came from, for the record
     sha256: str  # content hash of the source, for cache keys
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _column_index(task: GlueTask, header: list[str] | None, column, path: Path) -> int:

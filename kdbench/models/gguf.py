@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from kdbench.errors import KdbenchError
+from kdbench.files import file_sha256
 
 
 def package_folder(package: str, install: str) -> Path:
@@ -25,14 +26,6 @@ def package_folder(package: str, install: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise KdbenchError(f"the package {package} is not installed: {install}")
     return Path(list(spec.submodule_search_locations)[0])
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_gguf_installed() -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from kdbench import metrics
 from kdbench.data.batching import LMCollator, lm_blocks, train_loader
 from kdbench.data.hub import hub_offline
-from kdbench.data.local import Split, file_sha256
+from kdbench.data.local import Split
+from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
 from kdbench.registry import SUITES, did_you_mean
