@@ -84,8 +84,17 @@ class EvalConfig:
     window: int = 512  # perplexity: tokens per sliding window
     stride: int = 256  # perplexity: tokens the window advances (< window)
     max_tokens: int = 0  # perplexity: score only the first N tokens of the eval text; 0 = all
+    max_new_tokens: int = 64  # generation suites: tokens generated per prompt
+    decoding: str = "greedy"  # greedy (KV cache) | sample (T = 1, top-p = 1, one run per seed)
+    seeds: tuple[str, ...] = ("10", "20", "30", "40", "50")  # sampling seeds (MiniLLM/DistiLLM)
 
     def __post_init__(self):
+        if self.decoding not in ("greedy", "sample"):
+            raise KdbenchError(f"decoding must be greedy or sample, got {self.decoding!r}")
+        if self.max_new_tokens < 1:
+            raise KdbenchError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not all(s.lstrip("-").isdigit() for s in self.seeds):
+            raise KdbenchError(f"seeds must be integers, got {list(self.seeds)}")
         if self.batch_size < 1:
             raise KdbenchError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0 < self.stride < self.window:

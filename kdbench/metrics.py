@@ -93,19 +93,24 @@ def bleu(predictions: list[str], references: list[str]) -> float:
     return float(sacrebleu.BLEU().corpus_score(list(predictions), [list(references)]).score)
 
 
-def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F-measures (rouge-score, Porter stemming), 0–100."""
+def rouge(predictions: list[str], references: list) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measures (rouge-score, Porter stemming), 0–100.
+
+    A reference may be a list of strings (several references, as SciTLDR has): the
+    example then scores the best F-measure over them, per metric.
+    """
     from rouge_score import rouge_scorer
 
-    _check_pairs(predictions, references)
+    refs = [r if isinstance(r, list) else [r] for r in references]
+    _check_pairs(predictions, [" ".join(r) if r and all(isinstance(x, str) and x.strip() for x in r) else "" for r in refs])
     keys = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
     totals = dict.fromkeys(keys, 0.0)
-    for pred, ref in zip(predictions, references):
-        scores = scorer.score(ref, pred)
+    for pred, options in zip(predictions, refs):
+        scores = [scorer.score(ref, pred) for ref in options]
         for k in keys:
-            totals[k] += scores[k].fmeasure
-    return {k: 100.0 * v / len(references) for k, v in totals.items()}
+            totals[k] += max(s[k].fmeasure for s in scores)
+    return {k: 100.0 * v / len(refs) for k, v in totals.items()}
 
 
 def cer(predictions: list[str], references: list[str]) -> float:

@@ -83,3 +83,10 @@ def test_perplexity_refuses_bad_input():
         metrics.perplexity(model, CharTokenizer(), [" "])
     with pytest.raises(KdbenchError, match="stride"):
         metrics.perplexity(model, CharTokenizer(), ["abab"], stride=4)  # = the window: tokens would go unscored
+
+
+def test_rouge_takes_the_best_of_several_references():
+    # "the cat sat" vs ["a dog", "the cat sat down"]: the second reference wins (F1 0.857143)
+    assert metrics.rouge(["the cat sat"], [["a dog", "the cat sat down"]])["rouge1"] == pytest.approx(85.7143, abs=1e-3)
+    with pytest.raises(KdbenchError, match="reference 0 is empty"):
+        metrics.rouge(["x"], [["a", ""]])

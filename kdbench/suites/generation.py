@@ -1,0 +1,179 @@
+"""Generation suites: prompt → response data, distillation on the response tokens, scoring by generation.
+
+The tasks (data, prompt format, references) live here; the suites `bleu`, `cer`
+and `rouge` pick tasks and a metric. Prompt formats (a change bumps the suites'
+versions):
+- multi30k (en→de, Multi30k train / test_2016_flickr):
+  "Translate English to German.\\nEnglish: {en}\\nGerman:" → " {de}"
+- scitldr (SciTLDR-A train / test, abstract → TL;DR; test has several references):
+  "Summarize the abstract in one sentence.\\nAbstract: {abstract}\\nTL;DR:" → " {tldr}"
+Training puts the loss on the response tokens and EOS only. Evaluation decodes
+eval.max_new_tokens tokens greedily with the KV cache (eval.decoding=greedy), or
+samples at T = 1, top-p = 1 once per seed in eval.seeds and reports the mean
+and the standard deviation over seeds (eval.decoding=sample, MiniLLM/DistiLLM).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdbench.data.batching import LMCollator, prompt_response, train_loader
+from kdbench.data.local import Split
+from kdbench.errors import KdbenchError
+from kdbench.files import file_sha256
+from kdbench.generation import generate
+from kdbench.models.load import load_causal_lm
+from kdbench.registry import did_you_mean
+
+
+@dataclass
+class GenData:
+    name: str
+    train: Split  # examples: [(prompt, response)]
+    evals: dict  # "test" -> Split with examples [(prompt, [references])]
+    max_train: int = 0
+    num_labels: int = 0
+    regression: bool = False
+    notes: list = field(default_factory=list)
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise KdbenchError(f"missing {path}; pass data_dir= (or set KDBENCH_DATA_DIR) to a data root with it")
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    except UnicodeDecodeError as e:
+        raise KdbenchError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _combined_hash(*paths: Path) -> str:
+    return "+".join(file_sha256(p)[:16] for p in paths)
+
+
+def multi30k_prompt(en: str) -> str:
+    return f"Translate English to German.\nEnglish: {en}\nGerman:"
+
+
+def _multi30k(root: Path) -> tuple[Split, Split]:
+    base = root / "multi30k"
+    split = {}
+    for name in ("train", "test_2016_flickr"):
+        en, de = _lines(base / f"{name}.en"), _lines(base / f"{name}.de")
+        if len(en) != len(de):
+            raise KdbenchError(f"{base}/{name}.en has {len(en)} lines but {name}.de has {len(de)}; they must pair up")
+        for i, (a, b) in enumerate(zip(en, de), start=1):
+            if not a.strip() or not b.strip():
+                raise KdbenchError(f"{base}/{name}: line {i} is empty")
+        split[name] = (en, de, _combined_hash(base / f"{name}.en", base / f"{name}.de"), str(base / name))
+    en, de, sha, src = split["train"]
+    train = Split([(multi30k_prompt(a), f" {b}") for a, b in zip(en, de)], src, sha)
+    en, de, sha, src = split["test_2016_flickr"]
+    test = Split([(multi30k_prompt(a), [b]) for a, b in zip(en, de)], src, sha)
+    return train, test
+
+
+def scitldr_prompt(abstract: list[str]) -> str:
+    return f"Summarize the abstract in one sentence.\nAbstract: {' '.join(abstract)}\nTL;DR:"
+
+
+def _jsonl(path: Path) -> list[dict]:
+    rows = []
+    for i, line in enumerate(_lines(path), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise KdbenchError(f"{path}:{i}: broken JSON line ({e.msg})") from None
+        if not row.get("source") or not row.get("target"):
+            raise KdbenchError(f"{path}:{i}: a SciTLDR row needs a non-empty source and target")
+        rows.append(row)
+    return rows
+
+
+def _scitldr(root: Path) -> tuple[Split, Split]:
+    base = root / "scitldr-a"
+    train_rows, test_rows = _jsonl(base / "train.jsonl"), _jsonl(base / "test.jsonl")
+    train = Split([(scitldr_prompt(r["source"]), f" {r['target'][0]}") for r in train_rows], str(base / "train.jsonl"),
+                  file_sha256(base / "train.jsonl"))
+    test = Split([(scitldr_prompt(r["source"]), list(r["target"])) for r in test_rows], str(base / "test.jsonl"),
+                 file_sha256(base / "test.jsonl"))
+    return train, test
+
+
+TASK_LOADERS = {"multi30k": _multi30k, "scitldr": _scitldr}
+
+
+def _first(split: Split, n: int) -> Split:
+    return split if not n else Split(split.examples[:n], split.source, split.sha256)
+
+
+class GenerationSuite:
+    """Shared by bleu, cer and rouge: `tasks` and `metric` are set by each suite."""
+
+    tasks: tuple = ()
+    metric_names: tuple = ()
+
+    def metric(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def task_metrics(self, name: str) -> tuple:
+        return self.metric_names
+
+    def check_tasks(self, tasks) -> None:
+        for name in tasks:
+            if name not in self.tasks:
+                raise KdbenchError(f"unknown task {name!r} for this suite; {did_you_mean(name, list(self.tasks))}")
+
+    def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> GenData:
+        if data_root is None:
+            raise KdbenchError("the generation suites read a local data root; pass data_dir= or set KDBENCH_DATA_DIR")
+        train, test = TASK_LOADERS[name](data_root)
+        return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)})
+
+    def build_model(self, name: str, data: GenData, seed: int, cache_dir=None, attention_maps: bool = False):
+        return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
+
+    def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        features = []
+        for i, (prompt, response) in enumerate(data.train.examples):
+            row = prompt_response(tokenizer, prompt, response, max_length)
+            if all(label == -100 for label in row["labels"]):
+                raise KdbenchError(
+                    f"{data.train.source}: example {i}: the prompt fills all {max_length} tokens of train.max_length,"
+                    " leaving no response to learn; raise train.max_length"
+                )
+            features.append(row)
+        return train_loader(features, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
+
+    def evaluate(self, model, tokenizer, data: GenData, cfg, device) -> tuple[dict, dict]:
+        model = model.to(device)
+        prompts = [p for p, _ in data.evals["test"].examples]
+        references = [refs for _, refs in data.evals["test"].examples]
+        context = getattr(model.config, "max_position_embeddings", None)
+        if context:
+            for i, p in enumerate(prompts):
+                n = len(tokenizer(p, add_special_tokens=False)["input_ids"])
+                if n + cfg.eval.max_new_tokens > context:
+                    raise KdbenchError(
+                        f"{data.evals['test'].source}: prompt {i} has {n} tokens; with eval.max_new_tokens="
+                        f"{cfg.eval.max_new_tokens} it exceeds the model's context of {context} tokens"
+                    )
+        if cfg.eval.decoding == "greedy":
+            predictions = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+            return self.metric(predictions, references), {"greedy": predictions}
+        runs = {}
+        for seed in cfg.eval.seeds:
+            preds = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size, sample=True,
+                             seed=int(seed))
+            runs[seed] = (self.metric(preds, references), preds)
+        scores = {}
+        for key in next(iter(runs.values()))[0]:
+            values = [r[0][key] for r in runs.values()]
+            scores[key] = statistics.mean(values)
+            scores[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        return scores, {f"seed_{s}": r[1] for s, r in runs.items()}

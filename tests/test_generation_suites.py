@@ -1,0 +1,97 @@
+"""Generation suites (bleu, cer, rouge) end to end on tiny models, generation itself, and their bad inputs."""
+
+import json
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from kdbench.cli import main
+from kdbench.errors import KdbenchError
+from kdbench.generation import generate
+from kdbench.models.load import load_tokenizer
+from kdbench.results import REQUIRED
+from kdbench.suites.generation import _jsonl, _multi30k
+
+
+def run_ok(*args):
+    assert main(list(args)) == 0
+
+
+@pytest.fixture(scope="module")
+def generation_results(tmp_path_factory, data_root, cache_dir):
+    results = tmp_path_factory.mktemp("gen-results")
+    common = [f"data_dir={data_root}", f"results_dir={results}", f"cache_dir={cache_dir}"]
+    run_ok("run", "suite=bleu_tiny", "method=rlkd", *common)
+    run_ok("run", "suite=cer_tiny", "method=kd", *common)
+    run_ok("run", "suite=rouge_tiny", "method=fakd", *common)
+    run_ok("run", "suite=bleu_tiny", "method=none", "eval.decoding=sample", "eval.seeds=[1,2]", *common)
+    return results
+
+
+def records(results, suite):
+    return [json.loads(p.read_text()) for p in (results / suite).glob("*.json")]
+
+
+def test_generation_suites_write_complete_records(generation_results):
+    (cer,) = records(generation_results, "cer_tiny")
+    (rouge,) = records(generation_results, "rouge_tiny")
+    bleu = {r["config"]["eval"]["decoding"]: r for r in records(generation_results, "bleu_tiny")}
+    for r in (cer, rouge, *bleu.values()):
+        assert all(k in r for k in REQUIRED) and r["status"] == "complete"
+    assert 0.0 <= bleu["greedy"]["metrics"]["multi30k"]["bleu"] <= 100.0
+    assert "tok:13a" in bleu["greedy"]["data"]["multi30k"]["notes"][0]
+    assert cer["metrics"]["multi30k"]["cer"] >= 0.0
+    assert set(rouge["metrics"]["scitldr"]) == {"rouge1", "rouge2", "rougeL"}
+    assert set(rouge["teacher_metrics"]["scitldr"]) == {"rouge1", "rouge2", "rougeL"}
+    sampled = bleu["sample"]
+    assert set(sampled["metrics"]["multi30k"]) == {"bleu", "bleu_std"} and sampled["config"]["eval"]["seeds"] == ["1", "2"]
+
+
+def tiny_lm(context=64, vocab=49152, seed=0):
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=1,
+                                        max_position_embeddings=context)).eval()
+
+
+def test_batched_left_padded_generation_equals_one_prompt_at_a_time(cache_dir):
+    tokenizer = load_tokenizer("smollm2-135m", cache_dir)
+    model = tiny_lm()
+    prompts = ["Translate English to German.", "A man", "Two dogs run across a very green field today"]
+    batched = generate(model, tokenizer, prompts, max_new_tokens=6, batch_size=3, progress=False)
+    single = [generate(model, tokenizer, [p], max_new_tokens=6, batch_size=1, progress=False)[0] for p in prompts]
+    assert batched == single
+    a = generate(model, tokenizer, prompts, 6, sample=True, seed=5, progress=False)
+    assert a == generate(model, tokenizer, prompts, 6, sample=True, seed=5, progress=False)  # seeded sampling
+
+
+def test_prompt_longer_than_the_context_is_refused(capsys, tmp_path, data_root, cache_dir):
+    short = tmp_path / "short-context"
+    tiny_lm(context=32).save_pretrained(short)
+    load_tokenizer("smollm2-135m", cache_dir).save_pretrained(short)
+    common = ["method=none", f"student={short}", f"teacher={short}", "train.max_length=32", f"data_dir={data_root}",
+              f"results_dir={tmp_path / 'r'}", f"cache_dir={cache_dir}"]
+    # scoring the teacher comes first: a 243-token SciTLDR prompt does not fit a 32-token context
+    code = main(["run", "suite=rouge_tiny", *common])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert code == 2 and "prompt 0 has 243 tokens; with eval.max_new_tokens=8 it exceeds the model's context of 32" in err
+    # the training side: a prompt that fills train.max_length leaves no response to learn
+    from kdbench.suites.rouge import RougeSuite
+    suite = RougeSuite()
+    data = suite.load("scitldr", data_root, 4, 1)
+    with pytest.raises(KdbenchError, match="fills all 32 tokens of train.max_length"):
+        suite.train_loader(load_tokenizer("smollm2-135m", cache_dir), data, 32, 2, 0)
+
+
+def test_malformed_generation_data_names_the_file(tmp_path):
+    (tmp_path / "multi30k").mkdir()
+    for name, en, de in (("train", "a\nb\n", "x\n"), ("test_2016_flickr", "a\n", "x\n")):
+        (tmp_path / "multi30k" / f"{name}.en").write_text(en)
+        (tmp_path / "multi30k" / f"{name}.de").write_text(de)
+    with pytest.raises(KdbenchError, match="train.en has 2 lines but train.de has 1"):
+        _multi30k(tmp_path)
+    broken = tmp_path / "test.jsonl"
+    broken.write_text('{"source": ["a"], "target": ["b"]}\n{"source": [\n')
+    with pytest.raises(KdbenchError, match=r"test.jsonl:2: broken JSON line"):
+        _jsonl(broken)
