@@ -95,3 +95,25 @@ def test_malformed_generation_data_names_the_file(tmp_path):
     broken.write_text('{"source": ["a"], "target": ["b"]}\n{"source": [\n')
     with pytest.raises(KdbenchError, match=r"test.jsonl:2: broken JSON line"):
         _jsonl(broken)
+
+
+def test_lmeval_suite_scores_local_tasks_in_memory(tmp_path, data_root, cache_dir):
+    run_ok("run", "suite=lmeval_tiny", "method=rlkd", f"data_dir={data_root}", f"results_dir={tmp_path}",
+           f"cache_dir={cache_dir}")
+    (record,) = records(tmp_path, "lmeval_tiny")
+    assert record["status"] == "complete"
+    assert set(record["metrics"]["wikitext2"]) >= {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    assert record["metrics"]["wikitext2"]["word_perplexity"] > 1.0
+    assert 0.0 <= record["metrics"]["sst2"]["acc"] <= 1.0 and "acc" in record["teacher_metrics"]["sst2"]
+
+
+def test_lmeval_hub_tasks_are_refused_offline(capsys):
+    assert main(["run", "suite=lmeval", "tasks=[hellaswag]"]) == 2
+    assert "need the hub, which is offline" in capsys.readouterr().err
+
+
+def test_wikitext_is_split_into_articles():
+    from kdbench.suites.lmeval import wikitext_articles
+
+    text = " = A = \n x \n = = Sub = = \n y \n = B = \n z \n"
+    assert wikitext_articles(text) == [" = A = \n x \n = = Sub = = \n y \n", " = B = \n z \n"]

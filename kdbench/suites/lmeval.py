@@ -1,0 +1,153 @@
+"""lm-eval: lm-evaluation-harness tasks scored on the trained student in memory (HFLM wrapper, no re-download).
+
+    kdbench run suite=lmeval method=kd data_dir=../shared/data                 # offline: local tasks
+    kdbench run suite=lmeval method=kd tasks=[hellaswag,arc_easy]            # online: any lm-eval task
+
+Version history: 1: first release.
+The student is distilled on the perplexity suite's corpus (WikiText-2 train
+from the hub, offline the local wiki.valid.tokens), once per task, then scored.
+Offline tasks are lm-eval YAMLs written at run time that point at files under
+the data root:
+- wikitext2: WikiText-2 test articles (split at " = Title = " lines), rolling
+  log-likelihood; word_perplexity, byte_perplexity, bits_per_byte.
+- sst2: GLUE SST-2 dev as a multiple-choice prompt
+  "{sentence}\\nQuestion: Is this sentence positive or negative?\\nAnswer:" →
+  " negative" / " positive"; acc (0–1, as lm-eval reports it).
+data.max_eval_examples is lm-eval's `limit`. Any other task name goes to lm-eval
+as is (it needs the hub unless its data is cached).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from kdbench.data.hub import hub_offline
+from kdbench.data.local import Split
+from kdbench.files import file_sha256
+from kdbench.errors import KdbenchError
+from kdbench.registry import SUITES
+from kdbench.suites.perplexity import PerplexitySuite
+
+LOCAL_TASKS = {
+    "wikitext2": ("word_perplexity", "byte_perplexity", "bits_per_byte"),
+    "sst2": ("acc",),
+}
+
+SST2_YAML = """task: kdbench_sst2
+dataset_path: csv
+dataset_kwargs:
+  data_files:
+    validation: {path}
+  delimiter: "\\t"
+  quoting: 3
+validation_split: validation
+output_type: multiple_choice
+doc_to_text: "{{{{sentence}}}}\\nQuestion: Is this sentence positive or negative?\\nAnswer:"
+doc_to_choice: ["negative", "positive"]
+doc_to_target: label
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+
+WIKITEXT_YAML = """task: kdbench_wikitext2
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {path}
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: "{{{{page}}}}"
+metric_list:
+  - metric: word_perplexity
+  - metric: byte_perplexity
+  - metric: bits_per_byte
+"""
+
+
+def wikitext_articles(text: str) -> list[str]:
+    """Split a WikiText token file into articles at top-level " = Title = " lines."""
+    articles, current = [], []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(" = ") and not line.startswith(" = = ") and current:
+            articles.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        articles.append("".join(current))
+    return [a for a in articles if a.strip()]
+
+
+def _write_local_task(name: str, data_root: Path, folder: Path) -> str:
+    """Write the YAML (and data) of a local task into `folder`; the files were checked by `load`."""
+    if name == "sst2":
+        (folder / "kdbench_sst2.yaml").write_text(SST2_YAML.format(path=data_root / "glue" / "SST-2" / "dev.tsv"))
+        return "kdbench_sst2"
+    path = data_root / "wikitext-2" / "wiki.test.tokens"
+    docs = folder / "wikitext2_test.jsonl"
+    docs.write_text("".join(json.dumps({"page": a}) + "\n" for a in wikitext_articles(path.read_text(encoding="utf-8"))))
+    (folder / "kdbench_wikitext2.yaml").write_text(WIKITEXT_YAML.format(path=docs))
+    return "kdbench_wikitext2"
+
+
+def _clean(results: dict) -> dict[str, float]:
+    """lm-eval's "acc,none" keys → "acc"; stderr kept where numeric."""
+    out = {}
+    for key, value in results.items():
+        metric, _, _filter = key.partition(",")
+        if _filter and isinstance(value, (int, float)):
+            out[metric] = float(value)
+    return out
+
+
+class LmEvalSuite(PerplexitySuite):
+    def task_names(self) -> list[str]:
+        return list(LOCAL_TASKS)
+
+    def task_metrics(self, name: str) -> tuple:
+        return LOCAL_TASKS.get(name, ("as lm-eval reports",))
+
+    def check_tasks(self, tasks) -> None:
+        unknown = [t for t in tasks if t not in LOCAL_TASKS]
+        if unknown and hub_offline():
+            raise KdbenchError(
+                f"lm-eval tasks {unknown} need the hub, which is offline; offline tasks: {', '.join(LOCAL_TASKS)}"
+            )
+
+    def load(self, name, data_root, max_train, max_eval):
+        data = super().load("wikitext2", data_root, max_train, 0)
+        data.name, data.lm_task, data.data_root, data.limit = name, name, data_root, max_eval or None
+        local = {"sst2": ("glue", "SST-2", "dev.tsv"), "wikitext2": ("wikitext-2", "wiki.test.tokens")}.get(name)
+        source = data_root.joinpath(*local) if local and data_root is not None else None
+        if local and (source is None or not source.is_file()):
+            raise KdbenchError(f"the offline lm-eval task {name} reads {source or '<data_root>/' + '/'.join(local)};"
+                               " pass data_dir= (or set KDBENCH_DATA_DIR)")
+        sha = file_sha256(source) if source else f"lm-eval task {name}"
+        data.evals = {"lm_eval": Split([], f"lm-eval:{name} ({source or 'hub'})", sha)}
+        return data
+
+    def evaluate(self, model, tokenizer, data, cfg, device) -> tuple[dict, dict]:
+        try:
+            from lm_eval import simple_evaluate
+            from lm_eval.models.huggingface import HFLM
+            from lm_eval.tasks import TaskManager
+        except ImportError:
+            raise KdbenchError("the lmeval suite needs lm-evaluation-harness: pip install lm-eval") from None
+        model = model.to(device).eval()
+        with tempfile.TemporaryDirectory(prefix="kdbench-lmeval-") as folder:
+            task = data.lm_task
+            if task in LOCAL_TASKS:
+                task = _write_local_task(task, data.data_root, Path(folder))
+            manager = TaskManager(include_path=folder)
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, max_length=cfg.eval.window,
+                      device=str(device))
+            results = simple_evaluate(model=lm, tasks=[task], task_manager=manager, limit=data.limit,
+                                      log_samples=False, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
+        return _clean(results["results"][task]), {}
+
+
+SUITES.add("lmeval", LmEvalSuite)
