@@ -6,7 +6,9 @@ Rows are grouped by (suite, suite version, teacher, student, training budget);
 results from different groups are never mixed in one table. Each cell is the
 mean over the runs (seeds) of that method, n is their count. A task with two
 metrics shows both (e.g. MRPC acc/F1); the task score used in the average is
-the mean of its metrics (the GLUE convention). Only complete records count.
+the mean of its metrics (the GLUE convention); the average is left out ("–")
+when a task is missing or a metric is not a higher-is-better 0–100 score
+(perplexity, CER, lm-eval's raw values). Only complete records count.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
+from kdbench.metrics import HIGHER_IS_BETTER
 from kdbench.results import load_records
 
 
@@ -32,7 +35,11 @@ def _cell(metric_means: dict[str, float]) -> str:
 
 
 def _average(per_task: dict[str, dict[str, float]], tasks: list[str]) -> float | None:
+    """Mean of task scores, only when every task is present and every metric is a 0–100 higher-is-better score
+    (an average with perplexities or error rates in it would mean nothing)."""
     if not all(t in per_task for t in tasks):
+        return None
+    if not all(HIGHER_IS_BETTER.get(m) for t in tasks for m in per_task[t]):
         return None
     return mean(mean(per_task[t].values()) for t in tasks)
 
