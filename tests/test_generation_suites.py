@@ -117,3 +117,9 @@ def test_wikitext_is_split_into_articles():
 
     text = " = A = \n x \n = = Sub = = \n y \n = B = \n z \n"
     assert wikitext_articles(text) == [" = A = \n x \n = = Sub = = \n y \n", " = B = \n z \n"]
+
+
+def test_predictions_are_cut_at_the_first_newline():
+    from kdbench.suites.generation import first_lines
+
+    assert first_lines(["Ein Mann.\n\nIn German, this means", "  Zwei Hunde ", ""]) == ["Ein Mann.", "Zwei Hunde", ""]

@@ -7,7 +7,9 @@ versions):
   "Translate English to German.\\nEnglish: {en}\\nGerman:" → " {de}"
 - scitldr (SciTLDR-A train / test, abstract → TL;DR; test has several references):
   "Summarize the abstract in one sentence.\\nAbstract: {abstract}\\nTL;DR:" → " {tldr}"
-Training puts the loss on the response tokens and EOS only. Evaluation decodes
+Training puts the loss on the response tokens and EOS only. Both tasks answer in
+one line, so a prediction is cut at its first newline before scoring (an
+instruct teacher otherwise goes on to explain its answer). Evaluation decodes
 eval.max_new_tokens tokens greedily with the KV cache (eval.decoding=greedy), or
 samples at T = 1, top-p = 1 once per seed in eval.seeds and reports the mean
 and the standard deviation over seeds (eval.decoding=sample, MiniLLM/DistiLLM).
@@ -105,6 +107,11 @@ def _scitldr(root: Path) -> tuple[Split, Split]:
 TASK_LOADERS = {"multi30k": _multi30k, "scitldr": _scitldr}
 
 
+def first_lines(predictions: list[str]) -> list[str]:
+    """Each prediction up to its first newline: the tasks here answer in one line."""
+    return [p.strip().split("\n", 1)[0].strip() for p in predictions]
+
+
 def _first(split: Split, n: int) -> Split:
     return split if not n else Split(split.examples[:n], split.source, split.sha256)
 
@@ -164,12 +171,12 @@ class GenerationSuite:
                         f"{cfg.eval.max_new_tokens} it exceeds the model's context of {context} tokens"
                     )
         if cfg.eval.decoding == "greedy":
-            predictions = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+            predictions = first_lines(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size))
             return self.metric(predictions, references), {"greedy": predictions}
         runs = {}
         for seed in cfg.eval.seeds:
-            preds = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size, sample=True,
-                             seed=int(seed))
+            preds = first_lines(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                                         sample=True, seed=int(seed)))
             runs[seed] = (self.metric(preds, references), preds)
         scores = {}
         for key in next(iter(runs.values()))[0]:
