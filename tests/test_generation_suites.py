@@ -123,3 +123,22 @@ def test_predictions_are_cut_at_the_first_newline():
     from kdbench.suites.generation import first_lines
 
     assert first_lines(["Ein Mann.\n\nIn German, this means", "  Zwei Hunde ", ""]) == ["Ein Mann.", "Zwei Hunde", ""]
+
+
+def test_selfinst_is_zero_shot_chat_evaluation(tmp_path, data_root, cache_dir):
+    run_ok("run", "suite=rouge_tiny", "method=none", "tasks=[selfinst]", f"data_dir={data_root}",
+           f"results_dir={tmp_path}", f"cache_dir={cache_dir}")
+    (record,) = records(tmp_path, "rouge_tiny")
+    assert set(record["metrics"]["selfinst"]) == {"rouge1", "rouge2", "rougeL"}
+    assert "Self-Instruct is evaluation only" in record["data"]["selfinst"]["notes"][0]
+    assert record["data"]["selfinst"]["train"].endswith("train.jsonl (chat format)")
+
+
+def test_chat_prompts_need_a_chat_template():
+    from types import SimpleNamespace
+
+    from kdbench.suites.generation import render
+
+    assert render(SimpleNamespace(chat_template=None), "plain") == "plain"
+    with pytest.raises(KdbenchError, match="no chat template"):
+        render(SimpleNamespace(chat_template=None), [{"role": "user", "content": "hi"}])

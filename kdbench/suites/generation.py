@@ -104,7 +104,42 @@ def _scitldr(root: Path) -> tuple[Split, Split]:
     return train, test
 
 
-TASK_LOADERS = {"multi30k": _multi30k, "scitldr": _scitldr}
+def _chat(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def _selfinst(root: Path) -> tuple[Split, Split]:
+    path = root / "self-instruct-user-oriented" / "user_oriented_instructions.jsonl"
+    rows = []
+    for i, line in enumerate(_lines(path), start=1):
+        try:
+            row = json.loads(line)
+            instance = row["instances"][0]
+            rows.append((row["instruction"], instance["input"], instance["output"]))
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise KdbenchError(f"{path}:{i}: expected a JSON object with instruction and instances[0].input/output") from None
+    test = Split([(_chat(f"{ins}\n\n{inp}" if inp.strip() else ins), [out]) for ins, inp, out in rows], str(path),
+                 file_sha256(path))
+    base = root / "scitldr-a"
+    train = Split([(_chat(f"Summarize the abstract in one sentence.\n\n{' '.join(r['source'])}"), r["target"][0])
+                   for r in _jsonl(base / "train.jsonl")], f"{base / 'train.jsonl'} (chat format)",
+                  file_sha256(base / "train.jsonl") + "+chat")
+    return train, test
+
+
+TASK_LOADERS = {"multi30k": _multi30k, "scitldr": _scitldr, "selfinst": _selfinst}
+ONE_LINE_ANSWERS = {"multi30k", "scitldr"}
+NOTES = {"selfinst": ["distillation corpus: SciTLDR-A train in chat format (Dolly is not available offline);"
+                      " Self-Instruct is evaluation only"]}
+
+
+def render(tokenizer, prompt) -> str:
+    """A prompt as text: plain strings as they are, chat messages through the tokenizer's chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    if not getattr(tokenizer, "chat_template", None):
+        raise KdbenchError("this task is a chat prompt and the tokenizer has no chat template; use an instruct tokenizer")
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
 def first_lines(predictions: list[str]) -> list[str]:
@@ -140,7 +175,7 @@ class GenerationSuite:
         if data_root is None:
             raise KdbenchError("the generation suites read a local data root; pass data_dir= or set KDBENCH_DATA_DIR")
         train, test = TASK_LOADERS[name](data_root)
-        return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)})
+        return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)}, notes=list(NOTES.get(name, [])))
 
     def build_model(self, name: str, data: GenData, seed: int, cache_dir=None, attention_maps: bool = False):
         return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
@@ -148,7 +183,7 @@ class GenerationSuite:
     def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
         features = []
         for i, (prompt, response) in enumerate(data.train.examples):
-            row = prompt_response(tokenizer, prompt, response, max_length)
+            row = prompt_response(tokenizer, render(tokenizer, prompt), response, max_length)
             if all(label == -100 for label in row["labels"]):
                 raise KdbenchError(
                     f"{data.train.source}: example {i}: the prompt fills all {max_length} tokens of train.max_length,"
@@ -159,7 +194,7 @@ class GenerationSuite:
 
     def evaluate(self, model, tokenizer, data: GenData, cfg, device) -> tuple[dict, dict]:
         model = model.to(device)
-        prompts = [p for p, _ in data.evals["test"].examples]
+        prompts = [render(tokenizer, p) for p, _ in data.evals["test"].examples]
         references = [refs for _, refs in data.evals["test"].examples]
         context = getattr(model.config, "max_position_embeddings", None)
         if context:
@@ -170,13 +205,14 @@ class GenerationSuite:
                         f"{data.evals['test'].source}: prompt {i} has {n} tokens; with eval.max_new_tokens="
                         f"{cfg.eval.max_new_tokens} it exceeds the model's context of {context} tokens"
                     )
+        cut = first_lines if data.name in ONE_LINE_ANSWERS else (lambda preds: preds)
         if cfg.eval.decoding == "greedy":
-            predictions = first_lines(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size))
+            predictions = cut(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size))
             return self.metric(predictions, references), {"greedy": predictions}
         runs = {}
         for seed in cfg.eval.seeds:
-            preds = first_lines(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                                         sample=True, seed=int(seed)))
+            preds = cut(generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                                 sample=True, seed=int(seed)))
             runs[seed] = (self.metric(preds, references), preds)
         scores = {}
         for key in next(iter(runs.values()))[0]:

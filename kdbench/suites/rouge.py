@@ -1,9 +1,11 @@
-"""ROUGE: SciTLDR (abstract → TL;DR, test split), ROUGE-1/2/L F by rouge-score with stemming, 0–100.
+"""ROUGE: SciTLDR (abstract → TL;DR, test) and Self-Instruct (252, zero-shot chat), ROUGE-1/2/L F, 0–100.
 
     kdbench run suite=rouge method=kd data_dir=../shared/data
+    kdbench run suite=rouge method=kd tasks=[selfinst] data_dir=../shared/data
 
-Version history: 1: first release. Each example scores the best F over its
-references (SciTLDR test has several). Self-Instruct is not wired in yet.
+Version history: 1: first release. rouge-score with Porter stemming; each
+example scores the best F over its references (SciTLDR test has several).
+Prompt formats and the selfinst training corpus: kdbench/suites/generation.py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from kdbench.suites.generation import GenerationSuite
 
 
 class RougeSuite(GenerationSuite):
-    tasks = ("scitldr",)
+    tasks = ("scitldr", "selfinst")
     metric_names = ("rouge1", "rouge2", "rougeL")
 
     def metric(self, predictions, references):
