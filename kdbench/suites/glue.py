@@ -97,6 +97,7 @@ class GlueSuite:
                                no_attention_dropout=attention_maps)
 
     def train_loader(self, tokenizer, data: TaskData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        # padding_side is for causal LMs; encoder classifiers always pad on the right
         features = encode(tokenizer, data.train.examples, max_length)
         return train_loader(features, Collator(tokenizer.pad_token_id, data.regression), batch_size, seed)
 

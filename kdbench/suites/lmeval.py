@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from kdbench.data.hub import hub_offline
@@ -28,7 +29,7 @@ from kdbench.data.local import Split
 from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.registry import SUITES
-from kdbench.suites.perplexity import PerplexitySuite
+from kdbench.suites.perplexity import PerplexitySuite, TextData
 
 LOCAL_TASKS = {
     "wikitext2": ("word_perplexity", "byte_perplexity", "bits_per_byte"),
@@ -104,6 +105,15 @@ def _clean(results: dict) -> dict[str, float]:
     return out
 
 
+@dataclass
+class LmEvalData(TextData):
+    """The distillation corpus of the perplexity suite, plus the lm-eval task to score."""
+
+    lm_task: str = ""
+    data_root: Path | None = None
+    limit: int | None = None  # lm-eval's limit: data.max_eval_examples, None = all
+
+
 class LmEvalSuite(PerplexitySuite):
     def task_names(self) -> list[str]:
         return list(LOCAL_TASKS)
@@ -119,8 +129,9 @@ class LmEvalSuite(PerplexitySuite):
             )
 
     def load(self, name, data_root, max_train, max_eval):
-        data = super().load("wikitext2", data_root, max_train, 0)
-        data.name, data.lm_task, data.data_root, data.limit = name, name, data_root, max_eval or None
+        corpus = super().load("wikitext2", data_root, max_train, 0)
+        data = LmEvalData(name, corpus.train, {}, corpus.max_blocks, notes=corpus.notes, lm_task=name,
+                          data_root=data_root, limit=max_eval or None)
         local = {"sst2": ("glue", "SST-2", "dev.tsv"), "wikitext2": ("wikitext-2", "wiki.test.tokens")}.get(name)
         source = data_root.joinpath(*local) if local and data_root is not None else None
         if local and (source is None or not source.is_file()):
