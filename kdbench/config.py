@@ -29,7 +29,8 @@ class TrainConfig:
     """One training budget: the student's (`train.*`) or the teacher's fine-tuning (`teacher_train.*`)."""
 
     max_steps: int = 300  # optimizer steps
-    batch_size: int = 32
+    batch_size: int = 32  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
     lr: float = 1e-4  # peak AdamW learning rate
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
@@ -42,6 +43,8 @@ class TrainConfig:
             raise KdbenchError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.batch_size < 1:
             raise KdbenchError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.grad_accum < 1:
+            raise KdbenchError(f"grad_accum must be >= 1, got {self.grad_accum}")
         if not self.lr > 0:
             raise KdbenchError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:

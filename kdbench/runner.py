@@ -133,33 +133,39 @@ def train(
     # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
     bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", leave=False, mininterval=0.5 if _tty() else 30)
     for step in range(1, cfg.max_steps + 1):
-        batch = next(batches)
-        teacher_out = None
-        if teacher is not None:
-            t0 = time.perf_counter()
-            with accelerator.autocast():  # bf16 on CUDA, like the student
-                teacher_out = teacher_forward(teacher, batch, needs)
-            stats.teacher_seconds += time.perf_counter() - t0
-        with accelerator.autocast():
-            student_out = model(**model_inputs(batch), **output_flags(needs))
-            loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
-        accelerator.backward(loss)
+        # grad_accum micro-batches per optimizer step, each weighted 1/grad_accum (as HF Trainer does)
+        step_loss, step_parts = 0.0, {}
+        for _ in range(cfg.grad_accum):
+            batch = next(batches)
+            teacher_out = None
+            if teacher is not None:
+                t0 = time.perf_counter()
+                with accelerator.autocast():  # bf16 on CUDA, like the student
+                    teacher_out = teacher_forward(teacher, batch, needs)
+                stats.teacher_seconds += time.perf_counter() - t0
+            with accelerator.autocast():
+                student_out = model(**model_inputs(batch), **output_flags(needs))
+                loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
+            accelerator.backward(loss / cfg.grad_accum)
+            step_loss += float(loss.detach()) / cfg.grad_accum
+            for k, v in parts.items():
+                step_parts[k] = step_parts.get(k, 0.0) + v / cfg.grad_accum
+            stats.examples += batch["labels"].shape[0]
+            stats.tokens += int(batch["attention_mask"].sum())
         if cfg.grad_clip > 0:
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         stats.steps = step
-        stats.examples += batch["labels"].shape[0]
-        stats.tokens += int(batch["attention_mask"].sum())
-        window.append((float(loss.detach()), parts))
+        window.append((step_loss, step_parts))
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             mean_loss = sum(w[0] for w in window) / len(window)
             mean_parts = {k: sum(w[1].get(k, 0.0) for w in window) / len(window) for k in window[0][1]}
             stats.loss_curve.append([step, round(mean_loss, 6), {k: round(v, 6) for k, v in mean_parts.items()}])
             window.clear()
         elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
+        bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
         bar.update(1)
     bar.close()
     stats.seconds = time.perf_counter() - start
