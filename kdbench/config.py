@@ -220,7 +220,7 @@ def _flatten_toml(table: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-SUITE_FILE_ONLY = {"kind", "version", "description"}  # suite metadata, not run config
+SUITE_FILE_ONLY = {"kind", "version", "description", "family", "reference"}  # suite metadata, not run config
 
 
 def _known_keys(method_name: str) -> list[str]:

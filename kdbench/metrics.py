@@ -19,7 +19,7 @@ from kdbench.errors import KdbenchError
 
 HIGHER_IS_BETTER = {
     "accuracy": True, "f1": True, "mcc": True, "pearson": True, "spearman": True,
-    "bleu": True, "rouge1": True, "rouge2": True, "rougeL": True, "cer": False, "perplexity": False,
+    "gsm8k_accuracy": True, "bleu": True, "rouge1": True, "rouge2": True, "rougeL": True, "cer": False, "perplexity": False,
 }
 
 
@@ -169,3 +169,19 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
             if end == len(ids):
                 break
     return math.exp(total_nll / total_tokens)
+
+
+def final_number(text: str) -> str | None:
+    """The answer of a GSM8K-style solution: the number after "####", else the last number in the text."""
+    import re
+
+    tail = text.split("####")[-1] if "####" in text else text
+    numbers = re.findall(r"-?\d[\d,]*\.?\d*", tail)
+    return numbers[-1].replace(",", "").rstrip(".") if numbers else None
+
+
+def gsm8k_accuracy(predictions: list[str], references: list[str]) -> float:
+    """Share of predictions whose final number equals the reference's "#### N" answer, 0–100."""
+    _check_pairs(predictions, references)
+    hits = sum(final_number(p) is not None and final_number(p) == final_number(r) for p, r in zip(predictions, references))
+    return 100.0 * hits / len(references)

@@ -127,8 +127,66 @@ def _selfinst(root: Path) -> tuple[Split, Split]:
     return train, test
 
 
+def dolly_prompt(instruction: str, context: str) -> str:
+    """The MiniLLM/DistiLLM instruction format."""
+    head = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    if context.strip():
+        return f"{head}### Instruction:\n{instruction}\n\n### Input:\n{context}\n\n### Response:\n"
+    return f"{head}### Instruction:\n{instruction}\n\n### Response:\n"
+
+
+def _hub(dataset: str, config: str | None = None, split: str = "train"):
+    from kdbench.data.hub import hub_offline
+
+    if hub_offline():
+        raise KdbenchError(f"this task reads {dataset} from the hub, which is offline (HF_HUB_OFFLINE is set)")
+    import datasets
+
+    try:
+        return datasets.load_dataset(dataset, config, split=split)
+    except Exception as e:  # unreachable hub, missing dataset: one readable line
+        raise KdbenchError(f"cannot load {dataset} from the hub: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _random_split(rows: list, test_size: int, seed: int = 72) -> tuple[list, list]:
+    """A seeded random train/test split (RLKD: seed 72, Dolly 800 and XSum 1,000 test rows)."""
+    import random
+
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return [rows[i] for i in order[test_size:]], [rows[i] for i in order[:test_size]]
+
+
+def _dolly(test_size: int):
+    def load(root):
+        ds = _hub("databricks/databricks-dolly-15k")
+        rows = [(dolly_prompt(r["instruction"], r["context"]), r["response"]) for r in ds if r["response"].strip()]
+        train, test = _random_split(rows, test_size)
+        src = f"hub:databricks/databricks-dolly-15k (seed-72 split, {test_size} test)"
+        return (Split([(p, f"{r}") for p, r in train], src, ds._fingerprint),
+                Split([(p, [r]) for p, r in test], src, ds._fingerprint))
+    return load
+
+
+def _xsum(root):
+    ds = _hub("EdinburghNLP/xsum", split="train")
+    rows = [(f"Summarize the article in one sentence.\nArticle: {r['document']}\nSummary:", r["summary"]) for r in ds]
+    train, test = _random_split(rows, 1000)
+    src = "hub:EdinburghNLP/xsum (seed-72 split: 20,000 train, 1,000 test)"
+    return (Split([(p, f" {r}") for p, r in train[:20000]], src, ds._fingerprint),
+            Split([(p, [r]) for p, r in test], src, ds._fingerprint))
+
+
+def _gsm8k(root):
+    train, test = _hub("openai/gsm8k", "main", "train"), _hub("openai/gsm8k", "main", "test")
+    fmt = lambda r: f"Question: {r['question']}\nAnswer:"  # noqa: E731
+    return (Split([(fmt(r), f" {r['answer']}") for r in train], "hub:openai/gsm8k/main/train", train._fingerprint),
+            Split([(fmt(r), [r["answer"]]) for r in test], "hub:openai/gsm8k/main/test", test._fingerprint))
+
+
 TASK_LOADERS = {"multi30k": _multi30k, "scitldr": _scitldr, "selfinst": _selfinst}
-ONE_LINE_ANSWERS = {"multi30k", "scitldr"}
+HUB_TASK_LOADERS = {"dolly": _dolly(800), "dolly_minillm": _dolly(500), "xsum": _xsum, "gsm8k": _gsm8k}
+ONE_LINE_ANSWERS = {"multi30k", "scitldr", "xsum"}
 NOTES = {"selfinst": ["distillation corpus: SciTLDR-A train in chat format (Dolly is not available offline);"
                       " Self-Instruct is evaluation only"]}
 
@@ -172,9 +230,9 @@ class GenerationSuite:
                 raise KdbenchError(f"unknown task {name!r} for this suite; {did_you_mean(name, list(self.tasks))}")
 
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> GenData:
-        if data_root is None:
-            raise KdbenchError("the generation suites read a local data root; pass data_dir= or set KDBENCH_DATA_DIR")
-        train, test = TASK_LOADERS[name](data_root)
+        if name in TASK_LOADERS and data_root is None:
+            raise KdbenchError("this task reads a local data root; pass data_dir= or set KDBENCH_DATA_DIR")
+        train, test = {**TASK_LOADERS, **HUB_TASK_LOADERS}[name](data_root)
         return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)}, notes=list(NOTES.get(name, [])))
 
     def build_model(self, name: str, data: GenData, seed: int, cache_dir=None, attention_maps: bool = False):

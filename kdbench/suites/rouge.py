@@ -16,7 +16,7 @@ from kdbench.suites.generation import GenerationSuite
 
 
 class RougeSuite(GenerationSuite):
-    tasks = ("scitldr", "selfinst")
+    tasks = ("scitldr", "selfinst", "dolly", "dolly_minillm", "xsum")
     metric_names = ("rouge1", "rouge2", "rougeL")
 
     def metric(self, predictions, references):
