@@ -72,7 +72,8 @@ def _check_pairs(predictions, references) -> None:
     if not references:
         raise KdbenchError("no references to score")
     for i, ref in enumerate(references):
-        if not isinstance(ref, str) or not ref.strip():
+        options = ref if isinstance(ref, list) else [ref]  # several references per example are allowed
+        if not options or not all(isinstance(o, str) and o.strip() for o in options):
             raise KdbenchError(f"reference {i} is empty; every example needs a non-empty reference")
 
 
@@ -101,8 +102,8 @@ def rouge(predictions: list[str], references: list) -> dict[str, float]:
     """
     from rouge_score import rouge_scorer
 
+    _check_pairs(predictions, references)
     refs = [r if isinstance(r, list) else [r] for r in references]
-    _check_pairs(predictions, [" ".join(r) if r and all(isinstance(x, str) and x.strip() for x in r) else "" for r in refs])
     keys = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
     totals = dict.fromkeys(keys, 0.0)
