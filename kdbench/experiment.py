@@ -89,46 +89,55 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
 
 
 def _teacher(cfg, suite, data, tokenizer, accelerator, log):
-    """The teacher for this task, fine-tuned (or used as given) and scored once, then cached.
+    """The teacher for this task: fine-tuned once (or used as given) and scored once, both cached.
 
-    With teacher_train.max_steps > 0 the fine-tuned weights are cached; with 0 the
-    teacher is used as given and only its scores are cached (no copy of the weights).
+    Returns (model, meta); meta holds the scores, the key parts and whether each came from the cache.
     """
     identity = model_identity(cfg.teacher, cfg.cache_dir or None)
-    parts = teacher_cache.key_parts(cfg, identity, data)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
     start = time.perf_counter()
+    model, train_meta = _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir)
+    parts = teacher_cache.key_parts(cfg, identity, data)
+    path = teacher_cache.scores_file(cache_dir, data.name, parts)
+    entry = teacher_cache.load_scores(path)
+    cached = entry is not None
+    if cached:
+        log(f"[{data.name}] teacher scores from cache {path} ({_fmt(entry['metrics'])})")
+    else:
+        scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
+        entry = {"key_parts": parts, "metrics": scores}
+        teacher_cache.save_scores(path, entry)
+        log(f"[{data.name}] teacher {_fmt(scores)}, scores cached in {path}")
+    return model, {**train_meta, **entry, "cached": cached, "seconds": time.perf_counter() - start}
+
+
+def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir):
+    """The teacher model and its fine-tuning meta; fine-tuned weights are cached (as given: nothing to cache)."""
+    model_cache = cfg.cache_dir or None
+    if cfg.teacher_train.max_steps == 0:
+        return suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache), {
+            "train_seconds": 0.0, "steps": 0, "loss_curve": []}
+    parts = teacher_cache.weights_key_parts(cfg, identity, data)
+    path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
     cached = teacher_cache.load_cached(path)
     if cached is not None:
         model, meta = cached
-        if model is None:
-            model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, cfg.cache_dir or None)
-        log(f"[{data.name}] teacher from cache {path} ({_fmt(meta['metrics'])})")
-        return model, {**meta, "cached": True, "seconds": time.perf_counter() - start}
-    model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, cfg.cache_dir or None)
-    stats = None
-    if cfg.teacher_train.max_steps > 0:
-        log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
-        torch.manual_seed(cfg.teacher_train.seed)
-        loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
-                                    cfg.teacher_train.seed, cfg.data.padding_side)
-        none = METHODS.get("none")
-        params = none.make_params({})
-        stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
-                      regression=data.regression, desc=f"teacher {data.name}")
-        model = accelerator.unwrap_model(model)
-    scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
-    meta = {
-        "key_parts": parts,
-        "metrics": scores,
-        "train_seconds": stats.seconds if stats else 0.0,
-        "steps": stats.steps if stats else 0,
-        "loss_curve": stats.loss_curve if stats else [],
-    }
-    teacher_cache.save(path, model.cpu() if stats else None, meta)
-    log(f"[{data.name}] teacher {_fmt(scores)}, cached in {path}")
-    return model, {**meta, "cached": False, "seconds": time.perf_counter() - start}
+        log(f"[{data.name}] fine-tuned teacher from cache {path}")
+        return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
+    model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache)
+    log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
+    torch.manual_seed(cfg.teacher_train.seed)
+    loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
+                                cfg.teacher_train.seed, cfg.data.padding_side)
+    none = METHODS.get("none")
+    params = none.make_params({})
+    stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
+                  regression=data.regression, desc=f"teacher {data.name}")
+    model = accelerator.unwrap_model(model)
+    meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve}
+    teacher_cache.save(path, model.cpu(), meta)
+    log(f"[{data.name}] fine-tuned teacher cached in {path}")
+    return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
 
 
 def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log):
@@ -148,6 +157,11 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
                   desc=f"{cfg.method} {data.name}")
     return accelerator.unwrap_model(student), stats
+
+
+def _training_key(data) -> tuple:
+    """What the student's training depends on beyond the config: the training data and the head."""
+    return (data.train.sha256, len(data.train.examples), data.num_labels, getattr(data, "max_blocks", None))
 
 
 def _fmt(scores: dict) -> str:
@@ -192,6 +206,7 @@ def run(cfg: RunConfig, log=print) -> Path:
                         "torch_threads": torch.get_num_threads()}
     data_root = data_root_of(cfg)
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
+    trained = None  # (training key, student, stats, task) of the last student trained
     for task_name in tasks:
         data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
         preflight(cfg, method, data)
@@ -206,12 +221,20 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["teacher_metrics"][task_name] = meta["metrics"]
         record["timings"]["teacher_s"] += meta["seconds"]
         record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
-        student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
+        # Tasks that share their training data (the lm-eval tasks all distil on one corpus) share one student.
+        if trained is not None and trained[0] == _training_key(data):
+            student, stats = trained[1], trained[2]
+            log(f"[{task_name}] same training data as [{trained[3]}]: scoring that student")
+            record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
+        else:
+            student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
+            trained = (_training_key(data), student, stats, task_name)
+            record["timings"]["train_s"] += stats.seconds
+            record["timings"]["teacher_forward_s"] += stats.teacher_seconds
+            record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
+                                               "train_tokens_per_s": round(stats.tokens_per_second, 1),
+                                               "steps": stats.steps}
         record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
-        record["timings"]["train_s"] += stats.seconds
-        record["timings"]["teacher_forward_s"] += stats.teacher_seconds
-        record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
-                                           "train_tokens_per_s": round(stats.tokens_per_second, 1), "steps": stats.steps}
         record["loss_curves"][task_name] = stats.loss_curve
 
         start = time.perf_counter()

@@ -1,14 +1,19 @@
-"""Fine-tune the teacher once per task and cache it under a content key.
+"""Fine-tune the teacher once per task, score it once per eval setting, and cache both.
 
-The key covers everything that changes the fine-tuned weights or their scores:
-the teacher's identity and weights hash, the task, the hashes of the training
-and eval data, the row limits, the whole `teacher_train` budget (seed
-included) and the recipe version below. A changed input is a different key,
-so a stale teacher is never reused.
+Two entries, two content keys, so that suites sharing a task's training data
+(`bleu` and `cer` both on Multi30k) share one fine-tuned teacher:
 
-Cache layout: <cache_dir>/teachers/<task>-<key>/ with the HF model files and
-meta.json (key parts, dev metrics, fine-tuning time). The folder is written
-under a temporary name and renamed when complete.
+- weights: <cache_dir>/teachers/<task>-<key>/ with the HF model files and
+  meta.json. The key covers what changes the fine-tuned weights: the teacher's
+  identity and weights hash, the task, its label count, the training data hash,
+  the training row limit, the whole `teacher_train` budget (seed included) and
+  the recipe version below. Written only when the teacher is fine-tuned.
+- scores: <cache_dir>/teacher_scores/<task>-<key>.json. The key is the weights
+  key plus what changes the scores: the suite, the eval data hashes, the eval
+  row limit, the `eval` settings and the length the teacher is scored at.
+
+A changed input is a different key, so a stale teacher is never reused. Both
+are written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -27,22 +33,48 @@ def teacher_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def key_parts(cfg, identity: dict, data) -> dict:
-    """Everything that shapes the cached teacher and its scores; `data` is the suite's task data."""
+def weights_key_parts(cfg, identity: dict, data) -> dict:
+    """What shapes the fine-tuned teacher's weights; `data` is the suite's task data."""
     return {
         "recipe": RECIPE_VERSION,
-        "suite": cfg.suite,
         "teacher": identity,
         "task": data.name,
         "num_labels": data.num_labels,
         "train_data": data.train.sha256,
-        "eval_data": {name: split.sha256 for name, split in data.evals.items()},
         "max_train_examples": cfg.data.max_train_examples,
-        "max_eval_examples": cfg.data.max_eval_examples,
         "teacher_train": dataclasses.asdict(cfg.teacher_train),
+    }
+
+
+def key_parts(cfg, identity: dict, data) -> dict:
+    """What shapes the teacher's scores: its weights key parts plus the eval side."""
+    return {
+        **weights_key_parts(cfg, identity, data),
+        "suite": cfg.suite,
+        "eval_data": {name: split.sha256 for name, split in data.evals.items()},
+        "max_eval_examples": cfg.data.max_eval_examples,
         "eval": dataclasses.asdict(cfg.eval),
         "eval_max_length": cfg.train.max_length,
     }
+
+
+def scores_file(cache_dir: Path, task_name: str, parts: dict) -> Path:
+    return cache_dir / "teacher_scores" / f"{task_name}-{teacher_key(parts)}.json"
+
+
+def load_scores(path: Path) -> dict | None:
+    """The cached score entry, or None when there is none (or it is unreadable: it is then recomputed)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_scores(path: Path, entry: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.write_text(json.dumps(entry, indent=2))
+    os.replace(tmp, path)
 
 
 def cached_teacher_dir(cache_dir: Path, task_name: str, parts: dict) -> Path:
@@ -50,18 +82,13 @@ def cached_teacher_dir(cache_dir: Path, task_name: str, parts: dict) -> Path:
 
 
 def load_cached(path: Path):
-    """(model or None, meta) from a complete cache entry, or None when there is none.
-
-    The model is None when the entry holds only scores (a teacher used as given).
-    """
+    """(model, meta) from a complete fine-tuned-weights entry, or None when there is none."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     meta_file = path / "meta.json"
-    if not meta_file.is_file():
+    if not meta_file.is_file() or not (path / "config.json").is_file():
         return None
     meta = json.loads(meta_file.read_text())
-    if not (path / "config.json").is_file():
-        return None, meta
     archs = json.loads((path / "config.json").read_text()).get("architectures") or []
     loader = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else (
         AutoModelForSequenceClassification if any(a.endswith("ForSequenceClassification") for a in archs) else AutoModel)
@@ -69,11 +96,10 @@ def load_cached(path: Path):
 
 
 def save(path: Path, model, meta: dict) -> None:
-    """Write the entry under a temporary name, then rename: a reader never sees half an entry."""
-    tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
+    """Write the weights entry under a temporary name, then rename: a reader never sees half an entry."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
     tmp.mkdir(parents=True)
-    if model is not None:
-        model.save_pretrained(tmp)
+    model.save_pretrained(tmp)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     if path.exists():
         shutil.rmtree(path)

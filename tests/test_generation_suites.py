@@ -105,6 +105,9 @@ def test_lmeval_suite_scores_local_tasks_in_memory(tmp_path, data_root, cache_di
     assert set(record["metrics"]["wikitext2"]) >= {"word_perplexity", "byte_perplexity", "bits_per_byte"}
     assert record["metrics"]["wikitext2"]["word_perplexity"] > 1.0
     assert 0.0 <= record["metrics"]["sst2"]["acc"] <= 1.0 and "acc" in record["teacher_metrics"]["sst2"]
+    # both lm-eval tasks distil on the same corpus: one student is trained and scored on both
+    assert record["throughput"]["sst2"]["shared_with"] == "wikitext2"
+    assert len(record["loss_curves"]) == 2 and record["loss_curves"]["sst2"] == record["loss_curves"]["wikitext2"]
 
 
 def test_lmeval_hub_tasks_are_refused_offline(capsys):

@@ -52,3 +52,30 @@ def test_each_key_component_change_is_a_cache_miss(change):
 
 def test_student_side_settings_do_not_invalidate_the_teacher():
     assert key(resolve({"method": "rlkd", "seed": "5", "train.lr": "1e-3", "train.max_steps": "9"}, environ={})) == key()
+
+
+def weights_key(cfg=None, d=None):
+    cfg = cfg or resolve({}, environ={})
+    return teacher.teacher_key(teacher.weights_key_parts(cfg, BASE_IDENTITY, d or data()))
+
+
+@pytest.mark.parametrize("change", [{"eval.batch_size": "3"}, {"eval.max_tokens": "100"}, {"data.max_eval_examples": "7"},
+                                    {"train.max_length": "64"}])
+def test_eval_side_settings_share_the_fine_tuned_weights(change):
+    """bleu and cer (same task, same training data) fine-tune the teacher once; only the scores differ."""
+    assert weights_key(resolve(change, environ={})) == weights_key()
+    assert key(resolve(change, environ={})) != key()
+
+
+def test_eval_data_change_keeps_weights_but_rescores():
+    assert weights_key(d=data(dev="changed")) == weights_key()
+    assert weights_key(d=data(train="changed")) != weights_key()
+
+
+def test_score_entry_round_trip_and_unreadable_entry_is_a_miss(tmp_path):
+    path = teacher.scores_file(tmp_path, "sst2", {"a": 1})
+    assert teacher.load_scores(path) is None
+    teacher.save_scores(path, {"metrics": {"accuracy": 90.0}})
+    assert teacher.load_scores(path) == {"metrics": {"accuracy": 90.0}}
+    path.write_text('{"metrics": ')  # truncated by a crash elsewhere: recomputed, never read
+    assert teacher.load_scores(path) is None
