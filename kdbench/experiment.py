@@ -27,7 +27,8 @@ from kdbench.models.load import (
     model_identity,
 )
 from kdbench.registry import METHODS, SUITES
-from kdbench.results import SCHEMA_VERSION, git_commit, new_run_id, versions, write_record
+from kdbench.results import (SCHEMA_VERSION, examples_file, git_commit, new_run_id, versions, write_examples,
+                             write_record)
 from kdbench.runner import make_accelerator, train
 
 
@@ -207,6 +208,7 @@ def run(cfg: RunConfig, log=print) -> Path:
     data_root = data_root_of(cfg)
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
     trained = None  # (training key, student, stats, task) of the last student trained
+    examples, examples_path = {}, examples_file(path)
     for task_name in tasks:
         data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
         preflight(cfg, method, data)
@@ -238,9 +240,13 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["loss_curves"][task_name] = stats.loss_curve
 
         start = time.perf_counter()
-        scores, _ = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
+        scores, predictions = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
         record["timings"]["eval_s"] += time.perf_counter() - start
         record["metrics"][task_name] = scores
+        if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
+            examples[task_name] = suite.examples(data, predictions)
+            write_examples(examples_path, examples)
+            record["examples_file"] = str(examples_path.relative_to(path.parent))
         record["status"] = "complete" if task_name == tasks[-1] else "partial"
         write_record(path, record)
         log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")

@@ -53,6 +53,27 @@ def write_record(path: Path, record: dict) -> None:
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
 
 
+def examples_file(record_path: Path) -> Path:
+    """Where a run's per-example outputs go: <results>/<suite>/examples/<run_id>.json (not globbed as a record)."""
+    return record_path.parent / "examples" / record_path.name
+
+
+def write_examples(path: Path, examples: dict) -> None:
+    """{task: {split: {metrics, references, predictions: {name: [...]}}}}, written atomically."""
+    atomic_write_text(path, json.dumps(examples, separators=(",", ":")) + "\n")
+
+
+def load_examples(record: dict) -> dict | None:
+    """The per-example outputs of a loaded record, or None when it has none (older record, perplexity suite)."""
+    name = record.get("examples_file")
+    if not name or "_path" not in record:
+        return None
+    try:
+        return json.loads((Path(record["_path"]).parent / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in ("kdbench", "torch", "transformers", "accelerate", "datasets", "scikit-learn", "scipy"):

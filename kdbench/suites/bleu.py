@@ -22,8 +22,11 @@ class BleuSuite(GenerationSuite):
         data.notes.append(f"sacrebleu signature: {metrics.bleu_signature()}")
         return data
 
+    def metric_references(self, references):
+        return [refs[0] for refs in references]  # one reference per example
+
     def metric(self, predictions, references):
-        return {"bleu": metrics.bleu(predictions, [refs[0] for refs in references])}
+        return {"bleu": metrics.bleu(predictions, self.metric_references(references))}
 
 
 SUITES.add("bleu", BleuSuite)

@@ -218,6 +218,15 @@ class GenerationSuite:
     def metric(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
         raise NotImplementedError
 
+    def metric_references(self, references: list[list[str]]) -> list:
+        """The references as `metric` scores against them (all of them, or the first)."""
+        return references
+
+    def examples(self, data: GenData, predictions: dict) -> dict:
+        """Per-example outputs for paired statistics: {split: {metrics, references, predictions}}."""
+        references = self.metric_references([refs for _, refs in data.evals["test"].examples])
+        return {"test": {"metrics": list(self.metric_names), "references": references, "predictions": predictions}}
+
     def task_names(self) -> list[str]:
         return list(self.tasks)
 

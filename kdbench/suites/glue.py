@@ -127,4 +127,14 @@ class GlueSuite:
         return scores, preds
 
 
+    def examples(self, data: TaskData, predictions: dict) -> dict:
+        """Per-example outputs for paired statistics: {split: {metrics, references, predictions}}."""
+        out = {}
+        for split_name, split in data.evals.items():
+            names = list(self.score(data.task, split_name, predictions[split_name], [e.label for e in split.examples]))
+            out[split_name] = {"metrics": names, "references": [e.label for e in split.examples],
+                               "predictions": {"model": predictions[split_name]}}
+        return out
+
+
 SUITES.add("glue", GlueSuite)

@@ -17,8 +17,11 @@ class Gsm8kSuite(GenerationSuite):
     tasks = ("gsm8k",)
     metric_names = ("gsm8k_accuracy",)
 
+    def metric_references(self, references):
+        return [refs[0] for refs in references]  # one reference per example
+
     def metric(self, predictions, references):
-        return {"gsm8k_accuracy": metrics.gsm8k_accuracy(predictions, [refs[0] for refs in references])}
+        return {"gsm8k_accuracy": metrics.gsm8k_accuracy(predictions, self.metric_references(references))}
 
 
 SUITES.add("gsm8k", Gsm8kSuite)

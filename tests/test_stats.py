@@ -1,0 +1,119 @@
+"""Confidence intervals and paired-bootstrap p-values against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from kdbench import metrics
+from kdbench.stats import mean_ci, paired_bootstrap, resample_indices, resampled_scores
+
+
+def test_mean_ci_on_a_known_sample():
+    # 1, 2, 3: mean 2, s = 1, t(0.975, df=2) = 4.302653 → half-width 4.302653 / √3 = 2.484138
+    mean, half, n = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3)
+    assert half == pytest.approx(4.302653 / math.sqrt(3), abs=1e-5)
+
+
+def test_mean_ci_of_two_values():
+    # 10, 12: s = √2, t(0.975, 1) = 12.706205 → 12.706205 · √2 / √2 = 12.706205
+    assert mean_ci([10.0, 12.0])[1] == pytest.approx(12.706205, abs=1e-5)
+
+
+def test_one_seed_has_no_interval_and_none_is_an_error():
+    assert mean_ci([5.0]) == (5.0, None, 1)
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+def test_identical_predictions_give_p_one():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    preds = rng.integers(0, 2, 300)
+    idx = resample_indices(300, 1000, seed=0)
+    a = resampled_scores("accuracy", [preds], labels, idx)
+    assert paired_bootstrap(a, a.copy()) == 1.0
+
+
+def test_clearly_better_method_gives_p_near_zero():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    good = np.where(rng.random(400) < 0.9, labels, 1 - labels)  # ~90% right
+    bad = np.where(rng.random(400) < 0.6, labels, 1 - labels)  # ~60% right
+    idx = resample_indices(400, 1000, seed=0)
+    p = paired_bootstrap(resampled_scores("accuracy", [good], labels, idx),
+                         resampled_scores("accuracy", [bad], labels, idx))
+    assert p < 0.01
+
+
+def test_small_difference_is_not_significant():
+    # the systems differ on 2 of 200 examples, one each way: Δ = 0 on the full set
+    labels = np.zeros(200, dtype=int)
+    a, b = labels.copy(), labels.copy()
+    a[0], b[1] = 1, 1
+    idx = resample_indices(200, 2000, seed=3)
+    assert paired_bootstrap(resampled_scores("accuracy", [a], labels, idx),
+                            resampled_scores("accuracy", [b], labels, idx)) > 0.5
+
+
+def test_p_value_by_hand():
+    # Δ* = (+1, +1, +1, -1): P(Δ ≤ 0) = 1/4, P(Δ ≥ 0) = 3/4 → p = 2 · 1/4 = 0.5
+    assert paired_bootstrap(np.array([2.0, 2, 2, 0]), np.array([1.0, 1, 1, 1])) == 0.5
+
+
+IDENTITY = np.arange(6)[None, :]
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1", "mcc"])
+def test_resampled_classification_metrics_equal_the_metric_on_the_full_set(name):
+    preds, labels = [1, 0, 1, 1, 0, 0], [1, 0, 0, 1, 1, 0]
+    full = getattr(metrics, name)(preds, labels)
+    assert resampled_scores(name, [preds], labels, IDENTITY)[0] == pytest.approx(full)
+
+
+@pytest.mark.parametrize("name", ["pearson", "spearman"])
+def test_resampled_correlations_equal_scipy(name):
+    preds, labels = [0.1, 2.0, 1.5, 3.3, 3.3, 0.7], [0.0, 2.5, 1.0, 4.0, 3.0, 1.0]
+    full = getattr(metrics, name)(preds, labels)
+    assert resampled_scores(name, [preds], labels, IDENTITY)[0] == pytest.approx(full, abs=1e-9)
+
+
+def test_resampled_mcc_of_a_constant_resample_is_zero():
+    assert resampled_scores("mcc", [[1, 1, 1]], [1, 1, 1], np.arange(3)[None, :])[0] == 0.0
+
+
+def test_mnli_metric_names_map_to_their_base_metric():
+    assert resampled_scores("accuracy_mm", [[1, 0]], [1, 1], np.arange(2)[None, :])[0] == 50.0
+
+
+PREDS = ["the cat sat on the mat", "a dog runs in the park today", "hello there"]
+REFS = ["the cat sat on a mat", "a dog runs in the park", "hello world"]
+
+
+def test_resampled_bleu_is_corpus_bleu_from_summed_statistics():
+    full = metrics.bleu(PREDS, REFS)
+    assert resampled_scores("bleu", [PREDS], REFS, np.arange(3)[None, :])[0] == pytest.approx(full, abs=1e-9)
+    # corpus BLEU is not the mean of sentence BLEUs
+    sentence_mean = np.mean([metrics.bleu([p], [r]) for p, r in zip(PREDS, REFS)])
+    assert abs(full - sentence_mean) > 1.0
+
+
+def test_resampled_cer_is_total_edits_over_total_reference_characters():
+    full = metrics.cer(PREDS, REFS)
+    assert resampled_scores("cer", [PREDS], REFS, np.arange(3)[None, :])[0] == pytest.approx(full, abs=1e-9)
+    # a resample that repeats an example counts its edits and characters twice
+    twice_first = resampled_scores("cer", [PREDS], REFS, np.array([[0, 0, 2]]))[0]
+    assert twice_first == pytest.approx(metrics.cer([PREDS[0], PREDS[0], PREDS[2]], [REFS[0], REFS[0], REFS[2]]))
+
+
+def test_resampled_rouge_is_the_mean_of_example_scores():
+    refs = [[r] for r in REFS]
+    full = metrics.rouge(PREDS, refs)["rougeL"]
+    assert resampled_scores("rougeL", [PREDS], refs, np.arange(3)[None, :])[0] == pytest.approx(full)
+
+
+def test_runs_of_one_system_are_averaged():
+    labels = [1, 1, 1, 1]
+    runs = [[1, 1, 1, 1], [1, 1, 0, 0]]  # 100 and 50
+    assert resampled_scores("accuracy", runs, labels, np.arange(4)[None, :])[0] == 75.0
