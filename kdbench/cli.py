@@ -21,6 +21,7 @@ USAGE = """usage: kdbench COMMAND [key=value ...]
 
 commands:
   run           train a student with a method and score it on a suite
+  sweep         the grid methods=[...] x seeds=[...] of runs (skips cells already recorded)
   ls            list methods, suites, tasks and model presets
   leaderboard   Markdown table of methods x tasks from a results dir
 
@@ -45,7 +46,7 @@ run keys (defaults from suites/<suite>.toml, then the code):
 leaderboard keys: suite=glue results_dir=results
 """
 
-COMMANDS = ("run", "ls", "leaderboard")
+COMMANDS = ("run", "sweep", "ls", "leaderboard", "check")
 
 
 def _cmd_run(args: list[str]) -> int:
@@ -68,6 +69,18 @@ def _cmd_run(args: list[str]) -> int:
 
     path = run(cfg)
     print(f"record: {path}")
+    return 0
+
+
+def _cmd_sweep(args: list[str]) -> int:
+    from kdbench.config import parse_overrides
+    from kdbench.sweep import sweep
+
+    summary = sweep(parse_overrides(args))
+    print(f"sweep: {len(summary['ran'])} cells ran, {len(summary['skipped'])} skipped (complete records exist),"
+          f" {summary['seconds']:.0f} s")
+    for cell in summary["ran"]:
+        print(f"  {cell['cell']:24} {cell['seconds']:8.1f} s  {cell['record']}")
     return 0
 
 
@@ -111,30 +124,59 @@ def _cmd_ls(args: list[str]) -> int:
     return 0
 
 
-def _cmd_leaderboard(args: list[str]) -> int:
-    from kdbench.config import parse_overrides
-    from kdbench.leaderboard import leaderboard
-    from kdbench.results import atomic_write_text
-
-    values = parse_overrides(args)
-    allowed = ("suite", "results_dir")
+def _keys(values: dict, allowed: tuple, command: str) -> None:
     for key in values:
         if key not in allowed:
-            raise KdbenchError(f"unknown key {key!r} for leaderboard; {did_you_mean(key, list(allowed))}")
+            raise KdbenchError(f"unknown key {key!r} for {command}; {did_you_mean(key, list(allowed))}")
+
+
+def _results_dir(values: dict) -> Path:
     results_dir = Path(values.get("results_dir", "results"))
     if not results_dir.is_dir():
         raise KdbenchError(f"results_dir {results_dir} does not exist; run `kdbench run ...` first or pass results_dir=")
+    return results_dir
+
+
+def _cmd_leaderboard(args: list[str]) -> int:
+    import time
+
+    from kdbench.config import parse_overrides
+    from kdbench.leaderboard import collect
+    from kdbench.leaderboard_render import section, terminal, write_all
+
+    values = parse_overrides(args)
+    _keys(values, ("suite", "results_dir"), "leaderboard")
+    results_dir = _results_dir(values)
     suite = values.get("suite")
-    text, skipped = leaderboard(results_dir, suite)
-    if not text:
+    groups, skipped = collect(results_dir, suite)
+    if not groups:
         raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
-    print(text)
+    print(terminal([section(g) for g in groups]))
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
-    out = results_dir / f"leaderboard_{suite or 'all'}.md"
-    atomic_write_text(out, text)
-    print(f"written: {out}", file=sys.stderr)
+    generated = f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `kdbench leaderboard` from {results_dir}."
+    for fmt, path in write_all(groups, skipped, results_dir, suite or "all", generated).items():
+        print(f"written ({fmt}): {path}", file=sys.stderr)
     return 0
+
+
+def _cmd_check(args: list[str]) -> int:
+    from kdbench.check import check, record_baselines, report
+    from kdbench.config import convert, parse_overrides
+
+    values = parse_overrides(args)
+    _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor"), "check")
+    results_dir = _results_dir(values)
+    baselines_dir = Path(values.get("baselines_dir", "baselines"))
+    suite = values.get("suite")
+    if convert("record", values.get("record", "false"), bool):
+        for path in record_baselines(results_dir, baselines_dir, suite):
+            print(f"baseline written: {path}")
+        return 0
+    rows, problems = check(results_dir, baselines_dir, suite, floor=convert("floor", values.get("floor", "1.0"), float),
+                           rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float))
+    print(report(rows, problems))
+    return 1 if problems or any(r["status"] == "REGRESSED" for r in rows) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    handlers = {"run": _cmd_run, "ls": _cmd_ls, "leaderboard": _cmd_leaderboard}
+    handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "ls": _cmd_ls, "leaderboard": _cmd_leaderboard,
+                "check": _cmd_check}
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")

@@ -173,6 +173,14 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_list(value: str, key: str) -> list[str]:
+    """`"[a,b]"` (or a bare `a`) → ["a", "b"]; names `key` when it is not a list."""
+    text = value.strip()
+    if text.startswith("[") != text.endswith("]"):
+        raise KdbenchError(f"{key} expects a list like [a,b], got {value!r}")
+    return [v.strip() for v in text.strip("[]").split(",") if v.strip()]
+
+
 def _type_name(tp) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, "a list like [a,b]")
 

@@ -89,7 +89,7 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
             raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
 
 
-def _teacher(cfg, suite, data, tokenizer, accelerator, log):
+def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
     """The teacher for this task: fine-tuned once (or used as given) and scored once, both cached.
 
     Returns (model, meta); meta holds the scores, the key parts and whether each came from the cache.
@@ -97,7 +97,13 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log):
     identity = model_identity(cfg.teacher, cfg.cache_dir or None)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     start = time.perf_counter()
-    model, train_meta = _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir)
+    weights_key = teacher_cache.teacher_key(teacher_cache.weights_key_parts(cfg, identity, data))
+    if weights_key in loaded:  # a sweep's later cells reuse the teacher already in memory
+        model, train_meta = loaded[weights_key]
+        log(f"[{data.name}] teacher reused from memory")
+    else:
+        model, train_meta = _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir)
+        loaded[weights_key] = (model, train_meta)
     parts = teacher_cache.key_parts(cfg, identity, data)
     path = teacher_cache.scores_file(cache_dir, data.name, parts)
     entry = teacher_cache.load_scores(path)
@@ -146,6 +152,7 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     params = cfg.method_params
     needs = method.needs(params)
     attention_maps = "attentions" in needs
+    attn_before = teacher.config._attn_implementation
     if attention_maps:
         teacher.set_attn_implementation("eager")  # SDPA returns no attention maps
     torch.manual_seed(cfg.seed)
@@ -157,6 +164,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
                   desc=f"{cfg.method} {data.name}")
+    if attention_maps and attn_before:
+        teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
     return accelerator.unwrap_model(student), stats
 
 
@@ -169,8 +178,13 @@ def _fmt(scores: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
-def run(cfg: RunConfig, log=print) -> Path:
-    """Train and score one method on the suite's tasks; returns the record's path."""
+def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
+    """Train and score one method on the suite's tasks; returns the record's path.
+
+    `teachers` maps a teacher-weights key to the loaded (model, meta): a sweep passes one dict to every cell
+    so that the teacher is loaded (or fine-tuned) once.
+    """
+    teachers = {} if teachers is None else teachers
     tasks = validate(cfg)
     suite, suite_file = suite_of(cfg)
     method = METHODS.get(cfg.method)
@@ -219,7 +233,7 @@ def run(cfg: RunConfig, log=print) -> Path:
         record["data"][task_name]["notes"] = list(getattr(data, "notes", []))
 
         # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
-        teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log)
+        teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log, teachers)
         record["teacher_metrics"][task_name] = meta["metrics"]
         record["timings"]["teacher_s"] += meta["seconds"]
         record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
@@ -243,6 +257,11 @@ def run(cfg: RunConfig, log=print) -> Path:
         scores, predictions = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
         record["timings"]["eval_s"] += time.perf_counter() - start
         record["metrics"][task_name] = scores
+        if hasattr(suite, "diagnostics"):
+            start = time.perf_counter()
+            record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(
+                student, teacher, tokenizer, data, cfg, accelerator.device)
+            record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
         if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
             examples[task_name] = suite.examples(data, predictions)
             write_examples(examples_path, examples)

@@ -1,24 +1,41 @@
-"""Result records → a Markdown table of methods × tasks, plus the teacher row.
+"""Result records → leaderboard groups: mean ± 95% CI over seeds, paired-bootstrap p-values, cost columns.
 
     kdbench leaderboard suite=glue results_dir=results
 
 Rows are grouped by (suite, suite version, teacher, student, training budget);
-results from different groups are never mixed in one table. Each cell is the
-mean over the runs (seeds) of that method, n is their count. A task with two
-metrics shows both (e.g. MRPC acc/F1); the task score used in the average is
-the mean of its metrics (the GLUE convention); the average is left out ("–")
-when a task is missing or a metric is not a higher-is-better 0–100 score
-(perplexity, CER, lm-eval's raw values). Only complete records count.
+records from different groups are never mixed, and every record left out is
+named with the reason. A method's cell is the mean over its runs (seeds) ±
+the half-width of the 95% t interval (`kdbench.stats.mean_ci`), with n.
+
+A task's score is the mean of its metrics (the GLUE convention, e.g. MRPC
+acc/F1). The average column is the mean of task scores, computed per run and
+then summarised over runs; it is left out ("–") when a task is missing or a
+metric is not a higher-is-better 0–100 score (perplexity, CER, lm-eval's raw
+values): an average with those in it would mean nothing.
+
+p-values: each method against `kd` and against `none`, per task and on the
+average, by paired bootstrap over eval examples (1,000 resamples, the same
+resampled examples for both; every run's predictions enter, averaged over the
+seeds). They need the per-example outputs beside the records, and identical
+eval examples on both sides; otherwise the cell says why there is none.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
+import numpy as np
+
 from kdbench.metrics import HIGHER_IS_BETTER
-from kdbench.results import load_records
+from kdbench.results import load_examples, load_records
+from kdbench.stats import RESAMPLED, base_metric, mean_ci, paired_bootstrap, resample_indices, resampled_scores
+
+REFERENCE_METHODS = ("kd", "none")
+N_RESAMPLES = 1000
 
 
 def group_key(record: dict) -> tuple:
@@ -30,72 +47,191 @@ def group_key(record: dict) -> tuple:
             budget, teacher_budget, rows)
 
 
-def _cell(metric_means: dict[str, float]) -> str:
-    return "/".join(f"{v:.1f}" for v in metric_means.values())
+Summary = tuple  # (mean, CI half-width or None, n)
 
 
-def _average(per_task: dict[str, dict[str, float]], tasks: list[str]) -> float | None:
-    """Mean of task scores, only when every task is present and every metric is a 0–100 higher-is-better score
-    (an average with perplexities or error rates in it would mean nothing)."""
-    if not all(t in per_task for t in tasks):
+@dataclass
+class MethodRow:
+    method: str
+    runs: list[dict]
+    tasks: dict[str, dict[str, Summary]]  # task -> metric -> summary over runs
+    average: Summary | None
+    p_values: dict[str, dict[str, float | str]] = field(default_factory=dict)  # ref -> task|"avg" -> p or reason
+    student_params: int | None = None
+    compression: float | None = None
+    train_s: float | None = None
+    examples_per_s: float | None = None
+    tokens_per_s: float | None = None
+    diagnostics: dict[str, Summary] = field(default_factory=dict)  # e.g. "sst2 mor@5" -> summary
+
+
+@dataclass
+class Group:
+    key: tuple
+    tasks: list[str]
+    metric_names: dict[str, list[str]]
+    teacher: dict[str, dict[str, float]]
+    teacher_params: int | None
+    rows: list[MethodRow]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        suite, version, teacher, student = self.key[:4]
+        return f"{suite} v{version}: {teacher} → {student}"
+
+    @property
+    def caption(self) -> str:
+        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}."
+
+
+def _task_score(metrics: dict[str, float]) -> float:
+    return mean(metrics.values())
+
+
+def run_average(metrics: dict[str, dict[str, float]], tasks: list[str]) -> float | None:
+    """Mean of task scores, only when every task is present and every metric is a higher-is-better 0–100 score."""
+    if not all(t in metrics for t in tasks):
         return None
-    if not all(HIGHER_IS_BETTER.get(m) for t in tasks for m in per_task[t]):
+    if not all(HIGHER_IS_BETTER.get(base_metric(m)) for t in tasks for m in metrics[t]):
         return None
-    return mean(mean(per_task[t].values()) for t in tasks)
+    return mean(_task_score(metrics[t]) for t in tasks)
 
 
-def _mean_metrics(runs: list[dict[str, dict[str, float]]], task: str) -> dict[str, float] | None:
+def _summaries(runs: list[dict[str, dict[str, float]]], task: str) -> dict[str, Summary] | None:
     have = [r[task] for r in runs if task in r]
     if not have:
         return None
-    return {m: mean(h[m] for h in have) for m in have[0]}
+    return {m: mean_ci([h[m] for h in have if m in h]) for m in have[0] if not m.endswith("_std")}
 
 
-def table(records: list[dict]) -> str:
-    """One Markdown table for records of a single group."""
+def _mean_or_none(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
+
+
+def _cost(row: MethodRow, teacher_params: int | None) -> None:
+    runs = row.runs
+    row.student_params = runs[0]["params"].get("student")
+    if row.student_params and teacher_params:
+        row.compression = teacher_params / row.student_params
+    row.train_s = mean(r["timings"]["train_s"] for r in runs)
+    throughput = [t for r in runs for t in r.get("throughput", {}).values() if "shared_with" not in t]
+    row.examples_per_s = _mean_or_none(t.get("train_examples_per_s") for t in throughput)
+    row.tokens_per_s = _mean_or_none(t.get("train_tokens_per_s") for t in throughput)
+
+
+def _diagnostics(runs: list[dict]) -> dict[str, Summary]:
+    """Per-run distribution diagnostics (top-k overlap, ECE) summarised over runs."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        for task, diag in r.get("diagnostics", {}).items():
+            for name, value in diag.items():
+                if isinstance(value, (int, float)):
+                    values[f"{task} {name}"].append(float(value))
+    return {k: mean_ci(v) for k, v in sorted(values.items())}
+
+
+class _Resampler:
+    """Per (method, task): scores on shared bootstrap resamples of the eval examples, computed once."""
+
+    def __init__(self, rows: list[MethodRow], tasks: list[str]):
+        self.examples = {row.method: [load_examples(r) for r in row.runs] for row in rows}
+        self.tasks = tasks
+        self.cache: dict[tuple, np.ndarray | str] = {}
+
+    def task_scores(self, method: str, task: str) -> np.ndarray | str:
+        """(N_RESAMPLES,) task scores, or the reason there are none."""
+        key = (method, task)
+        if key not in self.cache:
+            self.cache[key] = self._compute(method, task)
+        return self.cache[key]
+
+    def _compute(self, method: str, task: str) -> np.ndarray | str:
+        per_run = self.examples[method]
+        if any(e is None or task not in e for e in per_run):
+            return "no per-example outputs"
+        splits = per_run[0][task]
+        metric_scores = []
+        for split, info in splits.items():
+            refs = info["references"]
+            if any(e[task].get(split, {}).get("references") != refs for e in per_run):
+                return "runs differ in eval examples"
+            missing = [m for m in info["metrics"] if base_metric(m) not in RESAMPLED]
+            if missing:
+                return f"no resampling for {', '.join(missing)}"
+            # the same indices for every method: seeded by the task, split and reference hash only
+            seed = int(hashlib.sha256(f"{task}/{split}/{refs!r}".encode()).hexdigest()[:8], 16)
+            idx = resample_indices(len(refs), N_RESAMPLES, seed)
+            runs = [preds for e in per_run for preds in e[task][split]["predictions"].values()]
+            metric_scores += [resampled_scores(m, runs, refs, idx) for m in info["metrics"]]
+        return np.mean(metric_scores, axis=0)
+
+    def p_value(self, method: str, ref: str, task: str) -> float | str:
+        a, b = self.task_scores(method, task), self.task_scores(ref, task)
+        if isinstance(a, str) or isinstance(b, str):
+            return a if isinstance(a, str) else b
+        if not self._same_examples(method, ref, task):
+            return "different eval examples"
+        return paired_bootstrap(a, b)
+
+    def _same_examples(self, a: str, b: str, task: str) -> bool:
+        ea, eb = self.examples[a][0][task], self.examples[b][0][task]
+        return {s: i["references"] for s, i in ea.items()} == {s: i["references"] for s, i in eb.items()}
+
+    def p_average(self, method: str, ref: str) -> float | str:
+        scores = []
+        for task in self.tasks:
+            if isinstance(p := self.p_value(method, ref, task), str):
+                return p
+            scores.append((self.task_scores(method, task), self.task_scores(ref, task)))
+        return paired_bootstrap(np.mean([a for a, _ in scores], axis=0), np.mean([b for _, b in scores], axis=0))
+
+
+def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
+    metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not m.endswith("_std")]
+                    for t in tasks}
     by_method: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
+    for r in sorted(records, key=lambda r: r["created_at"]):
         by_method[r["method"]].append(r)
-    metric_names = {t: "/".join(next(r["metrics"][t] for r in records if t in r["metrics"])) for t in tasks}
-    header = ["method", "n"] + [f"{t} ({metric_names[t]})" for t in tasks] + ["avg", "train s", "student params"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-
-    def row(name: str, runs: list[dict[str, dict[str, float]]], n: int, train_s: str, params: str) -> str:
-        per_task = {t: m for t in tasks if (m := _mean_metrics(runs, t)) is not None}
-        avg = _average(per_task, tasks)
-        cells = [_cell(per_task[t]) if t in per_task else "–" for t in tasks]
-        return "| " + " | ".join([name, str(n)] + cells + [f"{avg:.1f}" if avg is not None else "–", train_s, params]) + " |"
-
-    teacher_runs = [r["teacher_metrics"] for r in records if r.get("teacher_metrics")]
+    notes = []
+    teacher_sets = {repr(r["teacher_metrics"]) for r in records if r.get("teacher_metrics")}
+    teacher = next((r["teacher_metrics"] for r in records if r.get("teacher_metrics")), {})
+    if len(teacher_sets) > 1:
+        notes.append(f"teacher scores differ between records ({len(teacher_sets)} versions); the first is shown")
     teacher_params = next((r["params"].get("teacher") for r in records if r["params"].get("teacher")), None)
-    lines.append(row("teacher", teacher_runs[:1], 1, "–", f"{teacher_params / 1e6:.1f}M" if teacher_params else "–"))
-    order = sorted(by_method, key=lambda m: (m != "none", m))
-    for method in order:
+    rows = []
+    for method in sorted(by_method, key=lambda m: (m != "none", m != "kd", m)):
         runs = by_method[method]
-        train_s = mean(r["timings"]["train_s"] for r in runs)
-        params = runs[0]["params"].get("student")
-        lines.append(row(method, [r["metrics"] for r in runs], len(runs), f"{train_s:.0f}", f"{params / 1e6:.1f}M" if params else "–"))
-    return "\n".join(lines)
+        metrics = [r["metrics"] for r in runs]
+        per_task = {t: s for t in tasks if (s := _summaries(metrics, t)) is not None}
+        averages = [a for r in runs if (a := run_average(r["metrics"], tasks)) is not None]
+        row = MethodRow(method, runs, per_task, mean_ci(averages) if len(averages) == len(runs) else None)
+        _cost(row, teacher_params)
+        row.diagnostics = _diagnostics(runs)
+        rows.append(row)
+    resampler = _Resampler(rows, tasks)
+    methods = {row.method for row in rows}
+    for row in rows:
+        for ref in REFERENCE_METHODS:
+            if ref == row.method:
+                continue
+            if ref not in methods:
+                row.p_values[ref] = {t: f"no {ref} runs" for t in tasks + ["avg"]}
+                continue
+            row.p_values[ref] = {t: resampler.p_value(row.method, ref, t) for t in tasks}
+            row.p_values[ref]["avg"] = resampler.p_average(row.method, ref) if row.average else "no average"
+    return Group(key, tasks, metric_names, teacher, teacher_params, rows, notes)
 
 
-def leaderboard(results_dir: Path, suite: str | None = None) -> tuple[str, list[str]]:
-    """Markdown for every group of complete records, and notes on what was left out."""
+def collect(results_dir: Path, suite: str | None = None) -> tuple[list[Group], list[str]]:
+    """Leaderboard groups of the complete records under results_dir, and a note for each record left out."""
     records, skipped = load_records(results_dir, suite)
-    complete = []
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status", "complete") != "complete":
-            skipped.append(f"{r['_path']}: status {r.get('status')!r} (run did not finish)")
+            skipped.append(f"{r['_path']}: status {r.get('status')!r} (the run did not finish)")
         else:
-            complete.append(r)
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in complete:
-        groups[group_key(r)].append(r)
-    parts = []
-    for key in sorted(groups):
-        suite_name, version, teacher, student, budget, teacher_budget, rows = key
-        parts.append(
-            f"### {suite_name} v{version}: {teacher} → {student}\n\n"
-            f"Student budget {budget}; teacher fine-tuning {teacher_budget}; {rows}.\n\n{table(groups[key])}\n"
-        )
-    return "\n".join(parts), skipped
+            groups[group_key(r)].append(r)
+    return [build_group(key, groups[key]) for key in sorted(groups)], skipped

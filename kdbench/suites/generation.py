@@ -17,6 +17,8 @@ and the standard deviation over seeds (eval.decoding=sample, MiniLLM/DistiLLM).
 
 from __future__ import annotations
 
+import copy
+
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -221,6 +223,19 @@ class GenerationSuite:
     def metric_references(self, references: list[list[str]]) -> list:
         """The references as `metric` scores against them (all of them, or the first)."""
         return references
+
+    def diagnostics(self, student, teacher, tokenizer, data: GenData, cfg, device) -> dict[str, float]:
+        """Top-k agreement and KL to the teacher, teacher-forced on the first eval references."""
+        from kdbench.diagnostics import LM_EXAMPLES, language_model
+
+        # the references take the training responses' form (some tasks start a response with a space)
+        space = " " if data.train.examples and data.train.examples[0][1].startswith(" ") else ""
+        view = copy.copy(data)
+        view.train = Split([(p, space + refs[0]) for p, refs in data.evals["test"].examples[:LM_EXAMPLES]],
+                           data.evals["test"].source, data.evals["test"].sha256)
+        max_length = max(cfg.train.max_length, 32)
+        loader = self.train_loader(tokenizer, view, max_length, cfg.eval.batch_size, 0, cfg.data.padding_side)
+        return language_model(student, teacher, loader, device)
 
     def examples(self, data: GenData, predictions: dict) -> dict:
         """Per-example outputs for paired statistics: {split: {metrics, references, predictions}}."""

@@ -127,6 +127,23 @@ class GlueSuite:
         return scores, preds
 
 
+    def diagnostics(self, student, teacher, tokenizer, data: TaskData, cfg, device) -> dict[str, float]:
+        """Teacher agreement, KL to the teacher and the student's ECE on each eval split (classification only)."""
+        if data.regression:
+            return {}
+        from kdbench.diagnostics import classification
+
+        out = {}
+        collate = Collator(tokenizer.pad_token_id, data.regression)
+        for split_name, split in data.evals.items():
+            loader, order = eval_loader(encode(tokenizer, split.examples, cfg.train.max_length), collate,
+                                        cfg.eval.batch_size)
+            labels = [split.examples[i].label for i in order]
+            scores = classification(predict(student, loader, device), predict(teacher, loader, device), labels)
+            suffix = f"_{split_name}" if len(data.evals) > 1 else ""
+            out.update({f"{k}{suffix}": v for k, v in scores.items()})
+        return out
+
     def examples(self, data: TaskData, predictions: dict) -> dict:
         """Per-example outputs for paired statistics: {split: {metrics, references, predictions}}."""
         out = {}

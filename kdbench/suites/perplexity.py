@@ -116,4 +116,16 @@ class PerplexitySuite:
         return {"perplexity": ppl}, {}
 
 
+    def diagnostics(self, student, teacher, tokenizer, data: TextData, cfg, device) -> dict[str, float]:
+        """Top-k agreement and KL to the teacher on the first blocks of the test text."""
+        from kdbench.diagnostics import LM_EXAMPLES, language_model
+
+        if not data.evals or not data.evals.get("test") or not data.evals["test"].examples:
+            return {}
+        ids = tokenizer("\n\n".join(data.evals["test"].examples))["input_ids"]
+        blocks = lm_blocks(ids[: LM_EXAMPLES * cfg.train.max_length], cfg.train.max_length)
+        loader = train_loader(blocks, LMCollator(tokenizer.pad_token_id, cfg.data.padding_side), cfg.eval.batch_size, 0)
+        return language_model(student, teacher, loader, device)
+
+
 SUITES.add("perplexity", PerplexitySuite)

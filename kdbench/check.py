@@ -1,0 +1,176 @@
+"""`kdbench check`: the regression gate, newest results against committed baselines.
+
+    kdbench check results_dir=results baselines_dir=baselines          # exit 1 on a regression
+    kdbench check results_dir=results baselines_dir=baselines record=true   # write/update baselines
+
+One baseline file per leaderboard group (suite, suite version, teacher, student,
+budgets, row limits): baselines/<suite>-<hash of that key>.json, holding per
+method, task and metric the mean, the sample standard deviation over seeds, n
+and the direction.
+
+"Newest results": per (method, seed) the most recent complete record of the group.
+
+Tolerance, exactly: tol = max(floor, 3 · s), with s the baseline's sample
+standard deviation over its seeds (0 with one seed). The floor is 1.0 point for
+scores on a 0–100 scale (GLUE, BLEU, ROUGE, CER, agreement, ECE; `floor=`
+changes it) and 5% of the baseline value for the others (perplexity, KL to the
+teacher, lm-eval's raw values; `rel_floor=` changes it), so that float noise
+between machines never fails a run while a broken loss does.
+A regression is a current mean worse than the baseline by more than tol
+(lower for higher-is-better metrics, higher for the others). Better by more than
+tol is reported as "improved" and passes (re-record the baseline to lock it in).
+
+Nothing passes silently: a group without a baseline file, a baseline whose
+method or metric has no current result, or an unreadable baseline fails the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean, stdev
+
+from kdbench.errors import KdbenchError
+from kdbench.leaderboard import group_key
+from kdbench.metrics import HIGHER_IS_BETTER
+from kdbench.results import atomic_write_text, load_records
+from kdbench.stats import base_metric
+
+BASELINE_VERSION = 1
+PERCENT_SCALE = {"accuracy", "f1", "mcc", "pearson", "spearman", "bleu", "rouge1", "rouge2", "rougeL", "cer",
+                 "gsm8k_accuracy", "ece", "agree@1"}
+PERCENT_PREFIXES = ("mor@", "cr@", "agree@", "ece")
+
+
+def baseline_file(baselines_dir: Path, key: tuple) -> Path:
+    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:12]
+    return baselines_dir / f"{key[0]}-{digest}.json"
+
+
+def newest_per_seed(records: list[dict]) -> dict[str, list[dict]]:
+    """method -> the newest complete record of each seed."""
+    newest: dict[tuple, dict] = {}
+    for r in sorted(records, key=lambda r: r["created_at"]):
+        newest[(r["method"], r["seed"])] = r
+    out: dict[str, list[dict]] = defaultdict(list)
+    for (method, _), r in sorted(newest.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        out[method].append(r)
+    return out
+
+
+def _values(runs: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """task -> metric -> one value per run (the diagnostics count as metrics of their task)."""
+    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        for source in (r["metrics"], r.get("diagnostics", {})):
+            for task, metrics in source.items():
+                for metric, value in metrics.items():
+                    if isinstance(value, (int, float)) and not metric.endswith("_std"):
+                        out[task][metric].append(float(value))
+    return out
+
+
+def _groups(results_dir: Path, suite: str | None) -> dict[tuple, list[dict]]:
+    records, _ = load_records(results_dir, suite)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("status") == "complete":
+            groups[group_key(r)].append(r)
+    return groups
+
+
+def direction(metric: str) -> bool:
+    """True when higher is better (diagnostics declare theirs by name)."""
+    name = base_metric(metric)
+    if name in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[name]
+    return not any(word in metric for word in ("perplexity", "ece", "kl", "bits_per_byte", "loss", "cer"))
+
+
+def record_baselines(results_dir: Path, baselines_dir: Path, suite: str | None = None) -> list[Path]:
+    """Write one baseline per group from its newest results; returns the files written."""
+    groups = _groups(results_dir, suite)
+    if not groups:
+        raise KdbenchError(f"no complete records under {results_dir} to record baselines from")
+    written = []
+    for key, records in sorted(groups.items()):
+        methods = {}
+        for method, runs in newest_per_seed(records).items():
+            methods[method] = {
+                task: {m: {"mean": mean(v), "std": stdev(v) if len(v) > 1 else 0.0, "n": len(v),
+                           "higher_is_better": direction(m)} for m, v in metrics.items()}
+                for task, metrics in _values(runs).items()}
+            methods[method]["_seeds"] = sorted(r["seed"] for r in runs)
+        path = baseline_file(baselines_dir, key)
+        atomic_write_text(path, json.dumps({"baseline_version": BASELINE_VERSION, "group": list(key),
+                                            "methods": methods}, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def on_percent_scale(metric: str) -> bool:
+    return base_metric(metric) in PERCENT_SCALE or metric.startswith(PERCENT_PREFIXES)
+
+
+def tolerance(metric: str, baseline: dict, floor: float = 1.0, rel_floor: float = 0.05) -> float:
+    spread = 3.0 * baseline["std"]
+    if on_percent_scale(metric):
+        return max(floor, spread)
+    return max(rel_floor * abs(baseline["mean"]), spread)
+
+
+def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floor: float = 1.0,
+          rel_floor: float = 0.05):
+    """(rows, problems): one row per compared metric, and every reason the check cannot pass."""
+    groups = _groups(results_dir, suite)
+    problems, rows = [], []
+    if not groups:
+        problems.append(f"no complete records under {results_dir}" + (f"/{suite}" if suite else ""))
+    for key, records in sorted(groups.items()):
+        path = baseline_file(baselines_dir, key)
+        label = f"{key[0]} v{key[1]} {key[2]}→{key[3]} ({key[4]})"
+        if not path.is_file():
+            problems.append(f"{label}: no baseline {path}; record one with `kdbench check record=true`")
+            continue
+        try:
+            baseline = json.loads(path.read_text(encoding="utf-8"))["methods"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"{path}: unreadable baseline ({type(e).__name__}); re-record it")
+            continue
+        current = {m: _values(runs) for m, runs in newest_per_seed(records).items()}
+        for method, tasks in sorted(baseline.items()):
+            for task, metrics in sorted((t, v) for t, v in tasks.items() if not t.startswith("_")):
+                for metric, base in sorted(metrics.items()):
+                    values = current.get(method, {}).get(task, {}).get(metric)
+                    if not values:
+                        problems.append(f"{label}: baseline has {method} {task} {metric} but the results do not")
+                        continue
+                    value, tol = mean(values), tolerance(metric, base, floor, rel_floor)
+                    delta = value - base["mean"]
+                    worse = -delta if base["higher_is_better"] else delta
+                    status = "REGRESSED" if worse > tol else ("improved" if -worse > tol else "ok")
+                    rows.append({"group": label, "method": method, "task": task, "metric": metric,
+                                 "baseline": base["mean"], "current": value, "delta": delta, "tolerance": tol,
+                                 "n": len(values), "status": status})
+    return rows, problems
+
+
+def report(rows: list[dict], problems: list[str]) -> str:
+    header = ["method", "task", "metric", "baseline", "current", "delta", "tolerance", "n", "status"]
+    table = [[r["method"], r["task"], r["metric"], f"{r['baseline']:.3f}", f"{r['current']:.3f}",
+              f"{r['delta']:+.3f}", f"{r['tolerance']:.3f}", str(r["n"]), r["status"]] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    lines = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        lines += [group, line(header), line(["-" * w for w in widths])]
+        lines += [line(t) for t, r in zip(table, rows) if r["group"] == group]
+        lines.append("")
+    lines += [f"FAIL: {p}" for p in problems]
+    regressed = sum(r["status"] == "REGRESSED" for r in rows)
+    verdict = "FAILED" if problems or regressed else "passed"
+    lines.append(f"check {verdict}: {len(rows)} metrics compared, {regressed} regressed, {len(problems)} problems"
+                 " (tolerance = max(floor, 3 x baseline seed std))")
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Leaderboard groups → tables (terminal, Markdown, CSV, HTML) and the files `kdbench leaderboard` writes.
+
+The wide table (one row per method) goes to the terminal, Markdown and HTML;
+CSV is long (one row per group × method × task × metric) so that it loads
+straight into a data frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from kdbench.leaderboard import Group, MethodRow, Summary
+from kdbench.tables import TableSection
+
+DASH = "–"
+
+
+def fmt_summary(s: Summary | None, digits: int = 1) -> str:
+    if s is None:
+        return DASH
+    value, half, n = s
+    return f"{value:.{digits}f} ± {half:.{digits}f}" if half is not None else f"{value:.{digits}f}"
+
+
+def fmt_p(p: float | str | None) -> str:
+    if p is None or isinstance(p, str):
+        return DASH
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _cell(summaries: dict[str, Summary] | None) -> tuple[str, float | None]:
+    if not summaries:
+        return DASH, None
+    values = list(summaries.values())
+    n = max(s[2] for s in values)
+    return " / ".join(fmt_summary(s) for s in values) + f" (n={n})", sum(s[0] for s in values) / len(values)
+
+
+def _p_cell(row: MethodRow, ref: str, tasks: list[str]) -> tuple[str, float | None]:
+    if ref not in row.p_values:
+        return DASH, None
+    ps = row.p_values[ref]
+    if all(isinstance(p, str) for p in ps.values()):
+        return DASH, None
+    text = ", ".join(f"{t} {fmt_p(ps.get(t))}" for t in tasks + ["avg"])
+    avg = ps.get("avg")
+    return text, avg if isinstance(avg, float) else None
+
+
+def _num(value: float | None, spec: str, suffix: str = "") -> tuple[str, float | None]:
+    return (DASH, None) if value is None else (f"{value:{spec}}{suffix}", float(value))
+
+
+def section(group: Group) -> TableSection:
+    diag_keys = sorted({k for row in group.rows for k in row.diagnostics})
+    columns = (["method"] + [f"{t} ({'/'.join(group.metric_names[t])})" for t in group.tasks] + ["avg"]
+               + ["p vs kd", "p vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
+               + diag_keys)
+    rows, sort_values = [], []
+    teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not m.endswith("_std")})
+                     if t in group.teacher else (DASH, None) for t in group.tasks]
+    from kdbench.leaderboard import run_average
+
+    t_avg = run_average(group.teacher, group.tasks)
+    teacher_row = [("teacher", None)] + teacher_cells + [_num(t_avg, ".1f")] + [(DASH, None)] * 2 + [
+        _num(group.teacher_params / 1e6 if group.teacher_params else None, ".1f", "M"), ("1.0x", 1.0),
+        (DASH, None), (DASH, None), (DASH, None)] + [(DASH, None)] * len(diag_keys)
+    for row in group.rows:
+        cells = [(row.method, None)] + [_cell(row.tasks.get(t)) for t in group.tasks]
+        cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
+        cells += [_p_cell(row, ref, group.tasks) for ref in ("kd", "none")]
+        cells += [_num(row.student_params / 1e6 if row.student_params else None, ".1f", "M"),
+                  _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f"), _num(row.examples_per_s, ".1f"),
+                  _num(row.tokens_per_s, ".0f")]
+        cells += [(fmt_summary(row.diagnostics.get(k), 3 if "kl" in k else 1),
+                   row.diagnostics[k][0] if k in row.diagnostics else None)
+                  for k in diag_keys]
+        rows.append(cells)
+    all_rows = [teacher_row] + rows
+    notes = list(group.notes)
+    reasons: dict[str, set[str]] = {}
+    for row in group.rows:
+        for ref, ps in row.p_values.items():
+            for t, p in ps.items():
+                if isinstance(p, str):
+                    reasons.setdefault(p, set()).add(f"{row.method} vs {ref}")
+    notes += [f"no p-value ({reason}) for {', '.join(sorted(pairs))}" for reason, pairs in sorted(reasons.items())]
+    return TableSection(group.title, group.caption + " Cells: mean ± 95% CI half-width over seeds (n runs); p: paired"
+                        " bootstrap over eval examples, two-sided.", columns,
+                        [[c[0] for c in r] for r in all_rows], [[c[1] for c in r] for r in all_rows], notes)
+
+
+def markdown(sections: list[TableSection]) -> str:
+    parts = []
+    for s in sections:
+        lines = [f"### {s.title}", "", s.caption, "", "| " + " | ".join(s.columns) + " |",
+                 "|" + "|".join(["---"] * len(s.columns)) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in s.rows]
+        if s.notes:
+            lines += [""] + [f"- {n}" for n in s.notes]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def terminal(sections: list[TableSection]) -> str:
+    parts = []
+    for s in sections:
+        widths = [max(len(c), *(len(r[i]) for r in s.rows)) for i, c in enumerate(s.columns)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+        parts.append("\n".join([s.title, s.caption, line(s.columns), line(["-" * w for w in widths])]
+                               + [line(r) for r in s.rows] + [f"  note: {n}" for n in s.notes]))
+    return "\n\n".join(parts) + "\n"
+
+
+CSV_COLUMNS = ["suite", "suite_version", "teacher", "student", "budget", "teacher_budget", "rows", "method", "task",
+               "metric", "mean", "ci95_half_width", "n", "p_vs_kd", "p_vs_none", "student_params", "train_s",
+               "train_examples_per_s", "train_tokens_per_s"]
+
+
+def to_csv(groups: list[Group]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for g in groups:
+        for t in g.tasks:
+            for m, v in g.teacher.get(t, {}).items():
+                if not m.endswith("_std"):
+                    writer.writerow([*g.key, "teacher", t, m, v, "", 1, "", "", g.teacher_params or "", "", "", ""])
+        for row in g.rows:
+            for t, metrics in row.tasks.items():
+                p = [row.p_values.get(ref, {}).get(t) for ref in ("kd", "none")]
+                for m, (value, half, n) in metrics.items():
+                    writer.writerow([*g.key, row.method, t, m, value, "" if half is None else half, n,
+                                     *("" if isinstance(x, str) or x is None else x for x in p),
+                                     row.student_params or "", row.train_s, row.examples_per_s or "",
+                                     row.tokens_per_s or ""])
+    return out.getvalue()
+
+
+def write_all(groups: list[Group], skipped: list[str], results_dir: Path, name: str, generated: str) -> dict[str, Path]:
+    """Markdown, CSV, HTML and PNG files in results_dir; returns {format: path}."""
+    from kdbench.html_report import render_html
+    from kdbench.plots import write_plots
+    from kdbench.results import atomic_write_text
+
+    sections = [section(g) for g in groups]
+    footer = generated + ("\nLeft out:\n" + "\n".join(skipped) if skipped else "")
+    paths = {"md": results_dir / f"leaderboard_{name}.md", "csv": results_dir / f"leaderboard_{name}.csv",
+             "html": results_dir / f"leaderboard_{name}.html"}
+    left_out = "".join(f"- left out: {s}\n" for s in skipped)
+    atomic_write_text(paths["md"], markdown(sections) + (f"\n{left_out}" if left_out else "") + f"\n{generated}\n")
+    atomic_write_text(paths["csv"], to_csv(groups))
+    atomic_write_text(paths["html"], render_html(f"kdbench leaderboard: {name}", sections, footer))
+    paths.update(write_plots(groups, results_dir, name))
+    return paths

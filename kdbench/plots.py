@@ -1,0 +1,117 @@
+"""Leaderboard plots (matplotlib, Agg backend, no display needed): PNG files beside the tables.
+
+- `<name>_pareto_<i>.png`: each method's score against student parameters and
+  against training throughput, teacher included; the Pareto front (no other
+  point is both cheaper and better) is drawn as a line and its points ringed.
+- `<name>_tasks_<i>.png`: per-task bars, one bar per method, whiskers = 95% CI over seeds.
+
+The score is the average column when the group has one, else the first task's
+first metric (its direction is respected when finding the front).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdbench.leaderboard import Group, run_average
+from kdbench.metrics import HIGHER_IS_BETTER
+from kdbench.stats import base_metric
+
+
+def _score_axis(group: Group) -> tuple[str, bool, dict[str, float]]:
+    """(label, higher_is_better, {method or "teacher": score})."""
+    if all(row.average for row in group.rows):
+        points = {row.method: row.average[0] for row in group.rows}
+        t = run_average(group.teacher, group.tasks)
+        if t is not None:
+            points["teacher"] = t
+        return "average score", True, points
+    task = group.tasks[0]
+    metric = group.metric_names[task][0]
+    points = {row.method: row.tasks[task][metric][0] for row in group.rows if task in row.tasks}
+    if task in group.teacher:
+        points["teacher"] = group.teacher[task][metric]
+    return f"{task} {metric}", HIGHER_IS_BETTER.get(base_metric(metric), True), points
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
+    """Indices of the points that no other point beats on cost (x, lower is better) and score (y) at once."""
+    sign = 1.0 if higher_is_better else -1.0
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any((xo <= x and sign * yo >= sign * y) and (xo < x or sign * yo > sign * y)
+                        for j, (xo, yo) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _pareto_panel(ax, names, xs, ys, higher, xlabel, ylabel):
+    pts = list(zip(xs, ys))
+    front = pareto_front(pts, higher)
+    ax.scatter(xs, ys, color="tab:blue", zorder=3)
+    for name, x, y in zip(names, xs, ys):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], color="tab:red", lw=1, zorder=2, label="Pareto front")
+    ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=120, facecolors="none", edgecolors="tab:red", zorder=4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    label, higher, points = _score_axis(group)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    params = {row.method: row.student_params for row in group.rows if row.student_params}
+    if group.teacher_params:
+        params["teacher"] = group.teacher_params
+    names = [n for n in points if n in params]
+    _pareto_panel(axes[0], names, [params[n] / 1e6 for n in names], [points[n] for n in names], higher,
+                  "parameters (M), lower is cheaper", label)
+    speed = {row.method: row.train_s for row in group.rows if row.train_s}
+    names = [n for n in points if n in speed]
+    _pareto_panel(axes[1], names, [speed[n] for n in names], [points[n] for n in names], higher,
+                  "student training time (s), lower is cheaper", label)
+    fig.suptitle(group.title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(pareto_path, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 * len(group.tasks) + 2), 4.2))
+    width = 0.8 / max(len(group.rows), 1)
+    for k, row in enumerate(group.rows):
+        xs, heights, errs = [], [], []
+        for i, task in enumerate(group.tasks):
+            if task not in row.tasks:
+                continue
+            summaries = list(row.tasks[task].values())
+            xs.append(i + k * width)
+            heights.append(sum(s[0] for s in summaries) / len(summaries))
+            halves = [s[1] for s in summaries if s[1] is not None]
+            errs.append(sum(halves) / len(halves) if halves else 0.0)
+        ax.bar(xs, heights, width, yerr=errs, capsize=3, label=row.method)
+    ax.set_xticks([i + width * (len(group.rows) - 1) / 2 for i in range(len(group.tasks))])
+    ax.set_xticklabels([f"{t}\n({'/'.join(group.metric_names[t])})" for t in group.tasks], fontsize=8)
+    ax.set_ylabel("score (mean of the task's metrics); whiskers: 95% CI over seeds")
+    ax.set_title(group.title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(tasks_path, dpi=110)
+    plt.close(fig)
+
+
+def write_plots(groups: list[Group], results_dir: Path, name: str) -> dict[str, Path]:
+    """Two PNGs per group; returns {"png_pareto_<i>": path, "png_tasks_<i>": path}."""
+    out = {}
+    for i, group in enumerate(groups):
+        pareto, tasks = results_dir / f"leaderboard_{name}_pareto_{i}.png", results_dir / f"leaderboard_{name}_tasks_{i}.png"
+        _plot_group(group, pareto, tasks)
+        out[f"png_pareto_{i}"], out[f"png_tasks_{i}"] = pareto, tasks
+    return out

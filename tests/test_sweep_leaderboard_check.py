@@ -1,0 +1,128 @@
+"""`kdbench sweep`, `kdbench leaderboard` (all formats) and the `kdbench check` gate, end to end on real SST-2 rows."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from kdbench.cli import main
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, data_root, cache_dir):
+    results = tmp_path_factory.mktemp("sweep")
+    args = ["sweep", "suite=glue_tiny", "methods=[none,kd,rlkd]", "seeds=[0,1]", "method.k=2", f"data_dir={data_root}",
+            f"results_dir={results}", f"cache_dir={cache_dir}"]
+    logs = []
+    from kdbench import sweep as sweep_module
+
+    summary = sweep_module.sweep(dict(a.split("=", 1) for a in args[1:]), log=logs.append)
+    return results, summary, logs, args
+
+
+def test_sweep_runs_the_grid_once_with_one_teacher(swept):
+    results, summary, logs, _ = swept
+    assert [c["cell"] for c in summary["ran"]] == ["none seed=0", "none seed=1", "kd seed=0", "kd seed=1",
+                                                   "rlkd seed=0", "rlkd seed=1"]
+    assert sum("teacher reused from memory" in line for line in logs) == 5  # loaded once, reused by 5 cells
+    records = [json.loads(p.read_text()) for p in (results / "glue_tiny").glob("*.json")]
+    assert len(records) == 6 and all((results / "glue_tiny" / r["examples_file"]).is_file() for r in records)
+    assert all({"agree@1", "ece", "kl_teacher"} <= set(r["diagnostics"]["sst2"]) for r in records)
+
+
+def test_rerunning_a_sweep_skips_recorded_cells(swept, capsys):
+    results, _, _, args = swept
+    assert main(args) == 0
+    assert "0 cells ran, 6 skipped" in capsys.readouterr().out
+    assert len(list((results / "glue_tiny").glob("*.json"))) == 6
+
+
+def test_sweep_refuses_a_param_no_method_takes(capsys):
+    assert main(["sweep", "suite=glue_tiny", "methods=[none,kd]", "method.k=2"]) == 2
+    assert "none of the sweep's methods" in capsys.readouterr().err
+
+
+def test_sweep_takes_lists_not_single_method(capsys):
+    assert main(["sweep", "suite=glue_tiny", "method=kd"]) == 2
+    assert "methods=[kd]" in capsys.readouterr().err
+
+
+def test_leaderboard_writes_every_format(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    (results / "glue_tiny" / "broken.json").write_text("{not json")
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out, err = capsys.readouterr()
+    assert "teacher" in out and "(n=2)" in out and "p vs kd" in out
+    assert "broken.json: unreadable" in err
+    md = (results / "leaderboard_all.md").read_text()
+    assert "| rlkd |" in md and " ± " in md and "left out:" in md
+    rows = list(csv.DictReader((results / "leaderboard_all.csv").open()))
+    kd = [r for r in rows if r["method"] == "kd" and r["metric"] == "accuracy"]
+    assert len(kd) == 1 and kd[0]["n"] == "2" and kd[0]["p_vs_none"] != ""
+    html = (results / "leaderboard_all.html").read_text()
+    assert "<table" in html and "http" not in html.replace("http-equiv", "")
+    for name in ("leaderboard_all_pareto_0.png", "leaderboard_all_tasks_0.png"):
+        assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_never_mixes_suite_versions(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    path = next((results / "glue_tiny").glob("kd-*.json"))
+    record = json.loads(path.read_text())
+    record["suite_version"] = "2"
+    path.write_text(json.dumps(record))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "glue_tiny v1:" in out and "glue_tiny v2:" in out
+
+
+def _copy(swept, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    return results, tmp_path / "baselines"
+
+
+def test_check_fails_loudly_without_a_baseline(swept, capsys, tmp_path):
+    results, baselines = _copy(swept, tmp_path)
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
+    assert "no baseline" in capsys.readouterr().out
+
+
+def test_check_passes_on_its_own_baseline_and_fails_on_a_regression(swept, capsys, tmp_path):
+    results, baselines = _copy(swept, tmp_path)
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 0
+    assert "check passed" in capsys.readouterr().out
+    # a newer kd seed-0 record, 40 points worse: the newest result per seed is what counts
+    path = min((results / "glue_tiny").glob("kd-*.json"))
+    record = json.loads(path.read_text())
+    assert record["seed"] in (0, 1)
+    record["metrics"]["sst2"]["accuracy"] -= 40.0
+    record["created_at"] = "2999-01-01T00:00:00Z"
+    (results / "glue_tiny" / "kd-regressed.json").write_text(json.dumps(record))
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("kd ") and " accuracy " in x)
+    assert "REGRESSED" in line and "-20.000" in line  # mean over the 2 seeds drops by 40 / 2
+    assert "check FAILED" in out
+
+
+def test_check_fails_when_a_baselined_method_has_no_result(swept, capsys, tmp_path):
+    results, baselines = _copy(swept, tmp_path)
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0
+    for path in (results / "glue_tiny").glob("rlkd-*.json"):
+        path.unlink()
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
+    assert "baseline has rlkd" in capsys.readouterr().out
+
+
+def test_tolerance_rule():
+    from kdbench.check import tolerance
+
+    assert tolerance("accuracy", {"mean": 80.0, "std": 0.1}) == 1.0  # the floor
+    assert tolerance("accuracy", {"mean": 80.0, "std": 2.0}) == 6.0  # 3 x std
+    assert tolerance("kl_teacher", {"mean": 0.2, "std": 0.0}) == pytest.approx(0.01)  # 5% of the baseline
+    assert tolerance("perplexity", {"mean": 100.0, "std": 4.0}) == 12.0
