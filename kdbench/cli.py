@@ -1,8 +1,10 @@
-"""The `kdbench` command: `run`, `ls` and `leaderboard`, configured with `key=value` overrides.
+"""The `kdbench` command: `run`, `sweep`, `ls`, `leaderboard` and `check`, configured with `key=value` overrides.
 
     kdbench run suite=glue method=rlkd tasks=[sst2,rte] train.max_steps=200 method.k=2
+    kdbench sweep suite=glue methods=[none,kd,rlkd,fakd] seeds=[0,1,2]
     kdbench ls
     kdbench leaderboard suite=glue
+    kdbench check results_dir=results baselines_dir=baselines
 
 Errors the user can fix print one line and exit 2; nothing loads before the
 config is valid.
@@ -23,7 +25,8 @@ commands:
   run           train a student with a method and score it on a suite
   sweep         the grid methods=[...] x seeds=[...] of runs (skips cells already recorded)
   ls            list methods, suites, tasks and model presets
-  leaderboard   Markdown table of methods x tasks from a results dir
+  leaderboard   methods x tasks with 95% CIs, p-values and costs: terminal, Markdown, CSV, HTML, PNG
+  check         the regression gate: newest results against baselines/ (exit 1 on a regression)
 
 suites: glue (GLUE dev sets, encoder classifiers), perplexity (WikiText-2, causal LMs),
 and their *_tiny smoke-test variants; `kdbench ls suites`
@@ -43,7 +46,9 @@ run keys (defaults from suites/<suite>.toml, then the code):
   device=auto|cpu|cuda  dry_run=true
   method.<param>=VALUE  the method's parameters (kdbench ls methods), e.g. method.k=15 method.temperature=2
 
+sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
 leaderboard keys: suite=glue results_dir=results
+check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05
 """
 
 COMMANDS = ("run", "sweep", "ls", "leaderboard", "check")
@@ -182,7 +187,10 @@ def _cmd_check(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        try:
+            print(USAGE)
+        except BrokenPipeError:  # `kdbench --help | head`: the reader left, nothing is wrong
+            pass
         return 0
     command, args = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "ls": _cmd_ls, "leaderboard": _cmd_leaderboard,

@@ -20,7 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-example outputs (examples_file) and diagnostics
 REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "student", "seed", "config",
             "metrics", "params", "timings", "versions", "git_commit", "created_at")
 

@@ -4,8 +4,8 @@
 
 Every cell is validated before the first one trains. The teacher is loaded (or
 fine-tuned) once and kept in memory for every cell. A cell whose complete record
-already exists under results_dir for the same resolved config is skipped, so a
-sweep that was stopped can be re-run to fill its gaps.
+(in the current record schema) already exists under results_dir for the same
+resolved config is skipped, so a sweep that was stopped can be re-run to fill its gaps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kdbench.config import RunConfig, parse_list, resolve
 from kdbench.errors import KdbenchError
-from kdbench.results import config_hash, load_records
+from kdbench.results import SCHEMA_VERSION, config_hash, load_records
 
 SWEEP_KEYS = ("methods", "seeds")
 
@@ -64,9 +64,11 @@ def _params_for(method: str, overrides: dict[str, str], methods: list[str]) -> d
 
 
 def done_configs(results_dir: Path, suite: str) -> set[str]:
-    """Config hashes of the complete records already under results_dir/suite."""
+    """Config hashes of the complete records already under results_dir/suite, in the current record schema
+    (an older record lacks what the leaderboard needs, e.g. per-example outputs, so its cell runs again)."""
     records, _ = load_records(results_dir, suite)
-    return {config_hash(r["config"]) for r in records if r.get("status") == "complete"}
+    return {config_hash(r["config"]) for r in records
+            if r.get("status") == "complete" and r.get("schema_version") == SCHEMA_VERSION}
 
 
 def sweep(overrides: dict[str, str], log=print, environ=None) -> dict:

@@ -126,3 +126,16 @@ def test_tolerance_rule():
     assert tolerance("accuracy", {"mean": 80.0, "std": 2.0}) == 6.0  # 3 x std
     assert tolerance("kl_teacher", {"mean": 0.2, "std": 0.0}) == pytest.approx(0.01)  # 5% of the baseline
     assert tolerance("perplexity", {"mean": 100.0, "std": 4.0}) == 12.0
+
+
+def test_records_of_an_older_schema_do_not_count_as_done(swept, tmp_path):
+    from kdbench.sweep import done_configs
+
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    assert len(done_configs(results, "glue_tiny")) == 6
+    for path in (results / "glue_tiny").glob("kd-*.json"):
+        record = json.loads(path.read_text())
+        record["schema_version"] = 1  # before per-example outputs existed
+        path.write_text(json.dumps(record))
+    assert len(done_configs(results, "glue_tiny")) == 4
