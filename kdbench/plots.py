@@ -83,7 +83,7 @@ def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
     fig.savefig(pareto_path, dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 * len(group.tasks) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(group.tasks) + 3), 4.2))
     width = 0.8 / max(len(group.rows), 1)
     for k, row in enumerate(group.rows):
         xs, heights, errs = [], [], []
@@ -98,7 +98,8 @@ def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
         ax.bar(xs, heights, width, yerr=errs, capsize=3, label=row.method)
     ax.set_xticks([i + width * (len(group.rows) - 1) / 2 for i in range(len(group.tasks))])
     ax.set_xticklabels([f"{t}\n({'/'.join(group.metric_names[t])})" for t in group.tasks], fontsize=8)
-    ax.set_ylabel("score (mean of the task's metrics); whiskers: 95% CI over seeds")
+    ax.set_ylabel("task score (mean of its metrics)")
+    ax.set_xlabel("whiskers: 95% CI over seeds", fontsize=8)
     ax.set_title(group.title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
