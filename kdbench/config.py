@@ -22,6 +22,7 @@ from kdbench.errors import KdbenchError
 from kdbench.registry import METHODS, did_you_mean
 
 DEVICES = ("auto", "cpu", "cuda")
+NAN_POLICIES = ("stop", "skip")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class RunConfig:
     cache_dir: str = ""  # fine-tuned teachers; default $KDBENCH_CACHE_DIR or ~/.cache/kdbench
     device: str = "auto"  # auto | cpu | cuda
     dry_run: bool = False  # print the resolved config and exit
+    nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -128,6 +130,8 @@ class RunConfig:
     def __post_init__(self):
         if self.device not in DEVICES:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
 
     def to_dict(self) -> dict:
         """The fully resolved config as plain JSON data (method params under `method_params`)."""

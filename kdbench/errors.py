@@ -11,3 +11,7 @@ class KdbenchError(Exception):
     """A problem in the user's input or environment, with the fix in the message."""
 
     exit_code = 2
+
+
+class NumericalError(KdbenchError):
+    """A NaN or inf in the loss or the gradients: the message names the step, the batch and the loss parts."""

@@ -27,8 +27,8 @@ from kdbench.models.load import (
     model_identity,
 )
 from kdbench.registry import METHODS, SUITES
-from kdbench.results import (SCHEMA_VERSION, examples_file, git_commit, new_run_id, versions, write_examples,
-                             write_record)
+from kdbench.results import (SCHEMA_VERSION, examples_file, git_commit, reserve_record_path, versions,
+                             write_examples, write_record)
 from kdbench.runner import make_accelerator, train
 
 
@@ -163,7 +163,7 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
-                  desc=f"{cfg.method} {data.name}")
+                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy)
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
     return accelerator.unwrap_model(student), stats
@@ -190,11 +190,9 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
     method = METHODS.get(cfg.method)
     params = cfg.method_params
     config = cfg.to_dict()
-    run_id = new_run_id(cfg.method, config)
-    path = Path(cfg.results_dir) / cfg.suite / f"{run_id}.json"
     record = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
+        "run_id": None,  # set when the record's file is reserved, just before the first task
         "status": "running",
         "suite": cfg.suite,
         "suite_version": str(suite_file.get("version", "0")),
@@ -222,51 +220,73 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
     data_root = data_root_of(cfg)
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
     trained = None  # (training key, student, stats, task) of the last student trained
+    folder = Path(cfg.results_dir) / cfg.suite
+    created = [d for d in (folder.parent, folder) if not d.exists()]  # removed again if the run leaves nothing
+    record["run_id"], path = reserve_record_path(folder, cfg.method, config)
     examples, examples_path = {}, examples_file(path)
-    for task_name in tasks:
-        data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
-        preflight(cfg, method, data)
-        record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
-                                     **{f"eval_{k}": v.source for k, v in data.evals.items()},
-                                     **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()}}
-        record["data"][task_name]["tokenizer"] = tokenizer.name_or_path
-        record["data"][task_name]["notes"] = list(getattr(data, "notes", []))
+    try:
+        write_record(path, record)  # status "running": readers see a valid record from the start
+        for task_name in tasks:
+            data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
+            preflight(cfg, method, data)
+            record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
+                                         **{f"eval_{k}": v.source for k, v in data.evals.items()},
+                                         **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()}}
+            record["data"][task_name]["tokenizer"] = tokenizer.name_or_path
+            record["data"][task_name]["notes"] = list(getattr(data, "notes", []))
 
-        # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
-        teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log, teachers)
-        record["teacher_metrics"][task_name] = meta["metrics"]
-        record["timings"]["teacher_s"] += meta["seconds"]
-        record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
-        # Tasks that share their training data (the lm-eval tasks all distil on one corpus) share one student.
-        if trained is not None and trained[0] == _training_key(data):
-            student, stats = trained[1], trained[2]
-            log(f"[{task_name}] same training data as [{trained[3]}]: scoring that student")
-            record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
-        else:
-            student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
-            trained = (_training_key(data), student, stats, task_name)
-            record["timings"]["train_s"] += stats.seconds
-            record["timings"]["teacher_forward_s"] += stats.teacher_seconds
-            record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
-                                               "train_tokens_per_s": round(stats.tokens_per_second, 1),
-                                               "steps": stats.steps}
-        record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
-        record["loss_curves"][task_name] = stats.loss_curve
+            # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
+            teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log, teachers)
+            record["teacher_metrics"][task_name] = meta["metrics"]
+            record["timings"]["teacher_s"] += meta["seconds"]
+            record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
+            # Tasks that share their training data (the lm-eval tasks all distil on one corpus) share one student.
+            if trained is not None and trained[0] == _training_key(data):
+                student, stats = trained[1], trained[2]
+                log(f"[{task_name}] same training data as [{trained[3]}]: scoring that student")
+                record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
+            else:
+                student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
+                trained = (_training_key(data), student, stats, task_name)
+                record["timings"]["train_s"] += stats.seconds
+                record["timings"]["teacher_forward_s"] += stats.teacher_seconds
+                record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
+                                                   "train_tokens_per_s": round(stats.tokens_per_second, 1),
+                                                   "steps": stats.steps}
+            record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
+            record["loss_curves"][task_name] = stats.loss_curve
+            if stats.skipped_steps:  # nan_policy=skip
+                record.setdefault("skipped_steps", {})[task_name] = stats.skipped_steps
 
-        start = time.perf_counter()
-        scores, predictions = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
-        record["timings"]["eval_s"] += time.perf_counter() - start
-        record["metrics"][task_name] = scores
-        if hasattr(suite, "diagnostics"):
             start = time.perf_counter()
-            record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(
-                student, teacher, tokenizer, data, cfg, accelerator.device)
-            record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
-        if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
-            examples[task_name] = suite.examples(data, predictions)
-            write_examples(examples_path, examples)
-            record["examples_file"] = str(examples_path.relative_to(path.parent))
-        record["status"] = "complete" if task_name == tasks[-1] else "partial"
-        write_record(path, record)
-        log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+            scores, predictions = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
+            record["timings"]["eval_s"] += time.perf_counter() - start
+            record["metrics"][task_name] = scores
+            if hasattr(suite, "diagnostics"):
+                start = time.perf_counter()
+                record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(
+                    student, teacher, tokenizer, data, cfg, accelerator.device)
+                record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
+            if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
+                examples[task_name] = suite.examples(data, predictions)
+                write_examples(examples_path, examples)
+                record["examples_file"] = str(examples_path.relative_to(path.parent))
+            record["status"] = "complete" if task_name == tasks[-1] else "partial"
+            write_record(path, record)
+            log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+    except BaseException as e:
+        if record["metrics"]:  # earlier tasks finished: keep their scores, say why the run stopped
+            interrupted = isinstance(e, KeyboardInterrupt)
+            record["status"] = "interrupted" if interrupted else "failed"
+            record["error"] = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
+            write_record(path, record)
+        else:  # nothing to keep: no partial result file, and no folder this run created
+            path.unlink(missing_ok=True)
+            examples_path.unlink(missing_ok=True)
+            for d in reversed(created):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass  # not empty: another run wrote there meanwhile
+        raise
     return path

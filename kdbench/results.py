@@ -31,7 +31,25 @@ def config_hash(config: dict) -> str:
 
 def new_run_id(method: str, config: dict) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return f"{method}-{stamp}-{config_hash(config)[:8]}-{secrets.token_hex(2)}"
+    return f"{method}-{stamp}-{config_hash(config)[:8]}-{secrets.token_hex(4)}"
+
+
+def reserve_record_path(folder: Path, method: str, config: dict) -> tuple[str, Path]:
+    """A new run id whose record file this process alone owns.
+
+    The file is created with O_EXCL, so two runs started in the same second with the same config (same
+    stamp, same hash) can never share a record even if their random suffixes collide: the loser draws again.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for _ in range(1000):
+        run_id = new_run_id(method, config)
+        path = folder / f"{run_id}.json"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return run_id, path
+    raise RuntimeError(f"could not reserve a record name in {folder} after 1000 tries")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

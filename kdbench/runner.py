@@ -28,6 +28,7 @@ class TrainStats:
     tokens: int = 0  # non-pad input tokens
     seconds: float = 0.0
     teacher_seconds: float = 0.0  # time inside the teacher's forward
+    skipped_steps: list = field(default_factory=list)  # nan_policy=skip: [step, what was not finite]
     loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
 
     @property
@@ -90,6 +91,19 @@ def teacher_forward(teacher, batch: dict, needs: frozenset):
     return teacher(**model_inputs(batch), **output_flags(needs))
 
 
+def _non_finite(what: str, step: int, batch_index: int, value, parts: dict, policy: str) -> str:
+    """Stop with a readable NumericalError, or (policy "skip") return what was not finite."""
+    from kdbench.errors import NumericalError
+
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in parts.items()) or "none reported"
+    value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    message = f"non-finite {what} ({value}) at step {step}, batch {batch_index}; loss components: {shown}"
+    if policy == "skip":
+        return message
+    raise NumericalError(f"{message}. The run stops; lower train.lr, check the data, or pass nan_policy=skip"
+                         " to skip such steps (they are counted in the record)")
+
+
 def _tty() -> bool:
     import sys
 
@@ -113,8 +127,13 @@ def train(
     extra: torch.nn.Module | None = None,
     regression: bool = False,
     desc: str = "train",
+    nan_policy: str = "stop",
 ) -> TrainStats:
-    """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps."""
+    """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps.
+
+    A non-finite loss or gradient norm stops the run with a NumericalError naming the step, the batch
+    and the loss components (nan_policy="stop"), or skips that optimizer step and counts it ("skip").
+    """
     from transformers import get_linear_schedule_with_warmup
 
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
@@ -132,11 +151,13 @@ def train(
     start = time.perf_counter()
     # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
     bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", leave=False, mininterval=0.5 if _tty() else 30)
+    batch_index = 0
     for step in range(1, cfg.max_steps + 1):
         # grad_accum micro-batches per optimizer step, each weighted 1/grad_accum (as HF Trainer does)
-        step_loss, step_parts = 0.0, {}
+        step_loss, step_parts, bad = 0.0, {}, None
         for _ in range(cfg.grad_accum):
             batch = next(batches)
+            batch_index += 1
             teacher_out = None
             if teacher is not None:
                 t0 = time.perf_counter()
@@ -146,14 +167,25 @@ def train(
             with accelerator.autocast():
                 student_out = model(**model_inputs(batch), **output_flags(needs))
                 loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
+            if not torch.isfinite(loss.detach()):
+                bad = _non_finite("loss", step, batch_index, loss, parts, nan_policy)
+                continue
             accelerator.backward(loss / cfg.grad_accum)
             step_loss += float(loss.detach()) / cfg.grad_accum
             for k, v in parts.items():
                 step_parts[k] = step_parts.get(k, 0.0) + v / cfg.grad_accum
             stats.examples += batch["labels"].shape[0]
             stats.tokens += int(batch["attention_mask"].sum())
-        if cfg.grad_clip > 0:
-            accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        if bad is None:
+            # the total norm (clip at inf = measure only) is the cheap check that every gradient is finite
+            norm = accelerator.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            if norm is not None and not math.isfinite(float(norm)):
+                bad = _non_finite("gradient norm", step, batch_index, norm, step_parts, nan_policy)
+        if bad is not None:  # nan_policy=skip: no update from this step
+            optimizer.zero_grad(set_to_none=True)
+            stats.skipped_steps.append([step, bad])
+            bar.update(1)
+            continue
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
