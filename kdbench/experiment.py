@@ -87,6 +87,10 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
         limit = getattr(conf, "max_position_embeddings", None)
         if limit is not None and limit < cfg.train.max_length:
             raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
+    k = getattr(cfg.method_params, "k", None)
+    if k is not None and not task.num_labels and k > t_cfg.vocab_size:  # classifiers clamp k to their labels
+        raise KdbenchError(f"method.k={k} is larger than the vocabulary ({t_cfg.vocab_size} tokens); choose"
+                           f" method.k<={t_cfg.vocab_size}")
 
 
 def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
@@ -279,7 +283,10 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
             interrupted = isinstance(e, KeyboardInterrupt)
             record["status"] = "interrupted" if interrupted else "failed"
             record["error"] = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
-            write_record(path, record)
+            try:
+                write_record(path, record)
+            except KdbenchError:
+                pass  # the disk refuses even this; the original error is the one to report
         else:  # nothing to keep: no partial result file, and no folder this run created
             path.unlink(missing_ok=True)
             examples_path.unlink(missing_ok=True)

@@ -20,6 +20,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from kdbench.errors import KdbenchError
+
 SCHEMA_VERSION = 2  # 2: per-example outputs (examples_file) and diagnostics
 REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "student", "seed", "config",
             "metrics", "params", "timings", "versions", "git_commit", "created_at")
@@ -40,30 +42,44 @@ def reserve_record_path(folder: Path, method: str, config: dict) -> tuple[str, P
     The file is created with O_EXCL, so two runs started in the same second with the same config (same
     stamp, same hash) can never share a record even if their random suffixes collide: the loser draws again.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     for _ in range(1000):
         run_id = new_run_id(method, config)
         path = folder / f"{run_id}.json"
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
             continue
+        except OSError as e:
+            raise KdbenchError(f"cannot create a record in {folder}: {e.strerror or e}; pass a writable results_dir=")\
+                from None
         return run_id, path
     raise RuntimeError(f"could not reserve a record name in {folder} after 1000 tries")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A failure (disk full, read-only folder) leaves `path` as it was, removes the temporary file and
+    raises one KdbenchError naming the file and the cause.
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise KdbenchError(f"cannot write {path}: {e.strerror or e}; free disk space or choose a writable"
+                           " results_dir= / cache_dir=") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

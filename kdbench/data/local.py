@@ -75,6 +75,11 @@ def read_tsv(task: GlueTask, path: Path) -> list[Example]:
             raise KdbenchError(
                 f"{path}:{lineno}: expected at least {need} tab-separated columns, found {len(cols)}"
             )
+        if header is not None and len(cols) > len(header):  # a stray tab would shift every later column
+            raise KdbenchError(
+                f"{path}:{lineno}: {len(cols)} tab-separated columns but the header has {len(header)};"
+                " is there a tab inside a text field?"
+            )
         label = _parse_label(task, cols[label_idx].strip(), f"{path}:{lineno}")
         texts = [cols[i] for i in text_idx]
         examples.append(Example(texts[0], texts[1] if len(texts) > 1 else None, label))

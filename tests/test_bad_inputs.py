@@ -1,0 +1,179 @@
+"""The bad-input corpus: each bad input gets one readable line, exit code 2, no traceback, no partial result.
+
+Each case builds its inputs under tmp_path and names the text the message must contain.
+"""
+
+import errno
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kdbench.cli import main
+
+SST2_HEADER = "sentence\tlabel\n"
+
+
+def glue_root(tmp_path, task="SST-2", train=None, dev=None, raw_train: bytes | None = None):
+    """A data root holding one GLUE task; real-looking defaults for whichever file is not given."""
+    folder = tmp_path / "data" / "glue" / task
+    folder.mkdir(parents=True)
+    ok = SST2_HEADER + "".join(f"good movie {i}\t1\nbad movie {i}\t0\n" for i in range(8))
+    if raw_train is not None:
+        (folder / "train.tsv").write_bytes(raw_train)
+    else:
+        (folder / "train.tsv").write_text(ok if train is None else train)
+    (folder / "dev.tsv").write_text(ok if dev is None else dev)
+    return tmp_path / "data"
+
+
+def run_args(tmp_path, data, *extra):
+    return ["run", "suite=glue_tiny", "method=none", f"data_dir={data}", f"results_dir={tmp_path / 'results'}",
+            f"cache_dir={tmp_path / 'cache'}", *extra]
+
+
+def cli(*args):
+    return lambda tmp_path, real: list(args)
+
+
+def with_real_data(*extra):
+    return lambda tmp_path, real: run_args(tmp_path, real, *extra)
+
+
+def with_train(text=None, raw=None, task="SST-2", suite_args=()):
+    def build(tmp_path, real):
+        data = glue_root(tmp_path, task=task, train=text, raw_train=raw)
+        return run_args(tmp_path, data, *suite_args)
+    return build
+
+
+def stsb_train(text):
+    def build(tmp_path, real):
+        ok = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+        data = glue_root(tmp_path, task="STS-B", train=text, dev=ok + "0\tg\tf\ty\to\ts\ts\ta\tb\t1.0\n")
+        return run_args(tmp_path, data, "tasks=[stsb]")
+    return build
+
+
+def not_a_model(tmp_path, real):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    return run_args(tmp_path, real, f"student={folder}")
+
+
+def other_vocab_student(tmp_path, real):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / "other-vocab"
+    BertForSequenceClassification(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=32, num_labels=2)).save_pretrained(folder)
+    return run_args(tmp_path, real, f"student={folder}", "method=kd")
+
+
+def results_dir_is_a_file(tmp_path, real):
+    blocker = tmp_path / "results-file"
+    blocker.write_text("not a folder")
+    return ["run", "suite=glue_tiny", "method=none", f"data_dir={real}", f"results_dir={blocker}",
+            f"cache_dir={tmp_path / 'cache'}"]
+
+
+def broken_scitldr(tmp_path, real):
+    data = tmp_path / "data"
+    shutil.copytree(real / "multi30k", data / "multi30k")
+    (data / "scitldr-a").mkdir(parents=True)
+    (data / "scitldr-a" / "train.jsonl").write_text('{"source": ["a"], "target": ["b"]}\n{"source": [\n')
+    (data / "scitldr-a" / "test.jsonl").write_text('{"source": ["a"], "target": ["b"]}\n')
+    return ["run", "suite=rouge_tiny", "method=none", "tasks=[scitldr]", f"data_dir={data}",
+            f"results_dir={tmp_path / 'results'}", f"cache_dir={tmp_path / 'cache'}"]
+
+
+def corrupted_baseline(tmp_path, real):
+    (tmp_path / "results" / "glue_tiny").mkdir(parents=True)
+    return ["check", f"results_dir={tmp_path / 'results'}", f"baselines_dir={tmp_path / 'nowhere'}", "floor=abc"]
+
+
+def empty_results(tmp_path, real):
+    (tmp_path / "results").mkdir()
+    return ["leaderboard", f"results_dir={tmp_path / 'results'}"]
+
+
+CASES = [
+    # CLI and config
+    ("unknown command", cli("runn"), "unknown command 'runn'"),
+    ("argument without =", cli("run", "suite"), "expected key=value"),
+    ("unknown key", cli("run", "trian.max_steps=3"), "unknown key"),
+    ("wrong type", cli("run", "train.max_steps=abc"), "train.max_steps expects an integer"),
+    ("negative max_steps", cli("run", "train.max_steps=-1"), "max_steps"),
+    ("negative teacher budget", cli("run", "teacher_train.max_steps=-5"), "max_steps"),
+    ("lr not a number", cli("run", "train.lr=fast"), "train.lr expects a number"),
+    ("unknown method", cli("run", "method=kdd"), "unknown method 'kdd'"),
+    ("unknown suite", cli("run", "suite=gleu"), "gleu"),
+    ("unknown task", cli("run", "tasks=[sst3]"), "sst3"),
+    ("unknown method param", cli("run", "method=kd", "method.kk=3"), "kk"),
+    ("bad divergence", cli("run", "method=kd", "method.divergence=kl2"), "kl2"),
+    ("stride >= window", cli("run", "suite=perplexity_tiny", "eval.window=64", "eval.stride=64"), "stride"),
+    ("unknown padding side", cli("run", "data.padding_side=middle"), "middle"),
+    ("unknown device", cli("run", "device=tpu"), "tpu"),
+    ("unknown nan policy", cli("run", "nan_policy=ignore"), "nan_policy"),
+    ("bad decoding", cli("run", "suite=bleu_tiny", "eval.decoding=beam"), "beam"),
+    ("sweep without methods", cli("sweep", "methods=[]"), "at least one method"),
+    ("sweep with method=", cli("sweep", "method=kd"), "methods=[kd]"),
+    ("leaderboard unknown key", cli("leaderboard", "sute=glue"), "unknown key 'sute'"),
+    ("leaderboard missing dir", cli("leaderboard", "results_dir=/nonexistent/results"), "does not exist"),
+    ("check bad floor", corrupted_baseline, "floor expects a number"),
+    ("leaderboard with no records", empty_results, "no complete result records"),
+    ("method.k larger than the vocabulary", with_real_data("suite=perplexity_tiny", "method=rlkd", "method.k=100000"),
+     "larger than the vocabulary"),
+    # data files
+    ("data root does not exist", lambda t, r: run_args(t, "/nonexistent/data-root"), "does not exist"),
+    ("empty TSV", with_train(text=""), "empty file"),
+    ("header only", with_train(text=SST2_HEADER), "no data rows"),
+    ("too few columns", with_train(text=SST2_HEADER + "just a sentence\n"), ":2: expected at least 2"),
+    ("too many columns", with_train(text=SST2_HEADER + "a\tb\t1\n"), ":2: 3 tab-separated columns"),
+    ("label out of range", with_train(text=SST2_HEADER + "a\t7\n"), "label '7' is out of range"),
+    ("non-UTF-8 file", with_train(raw=SST2_HEADER.encode() + b"caf\xe9\t1\n"), "not UTF-8"),
+    ("wrong header", with_train(text="text\tlabel\na\t1\n"), "header has no column"),
+    ("non-numeric STS-B score", stsb_train("index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\t"
+                                           "sentence2\tscore\n0\tg\tf\ty\to\ts\ts\ta\tb\thigh\n"), "is not a number"),
+    ("broken JSONL line", broken_scitldr, "broken JSON line"),
+    # models
+    ("student path is not a model", not_a_model, "not-a-model"),
+    ("teacher/student vocabulary mismatch", other_vocab_student, "vocabulary of"),
+    # results
+    ("results_dir is a file", results_dir_is_a_file, "results_dir"),
+]
+
+
+@pytest.mark.parametrize("name,build,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_clear_line_and_exit_2(name, build, expected, tmp_path, data_root, capsys):
+    code = main(build(tmp_path, data_root))
+    out, err = capsys.readouterr()
+    assert code == 2, (name, out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    error_lines = [line for line in err.splitlines() if line.startswith("kdbench: error:")]
+    assert len(error_lines) == 1 and expected in error_lines[0], err
+    results = tmp_path / "results"
+    assert not (results.is_dir() and list(results.rglob("*.json"))), "a partial result file was left"
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_disk_full_while_writing_a_record_is_one_clear_error(tmp_path, data_root, cache_dir, monkeypatch, capsys):
+    """The first record write fails with ENOSPC: exit 2, one line, and no record or temporary file left."""
+    import os
+
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    code = main(["run", "suite=glue_tiny", "method=none", f"data_dir={data_root}", f"results_dir={tmp_path / 'r'}",
+                 f"cache_dir={cache_dir}"])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert not [p for p in Path(tmp_path / "r").rglob("*") if p.is_file()]
