@@ -17,6 +17,7 @@ import torch
 from kdbench import teacher as teacher_cache
 from kdbench.config import RunConfig, load_suite_file
 from kdbench.errors import KdbenchError
+from kdbench.locks import file_lock
 from kdbench.methods.base import Method
 from kdbench.models.load import (
     count_params,
@@ -112,13 +113,17 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
     path = teacher_cache.scores_file(cache_dir, data.name, parts)
     entry = teacher_cache.load_scores(path)
     cached = entry is not None
+    if not cached:
+        with file_lock(path.with_name(path.name + ".lock"), log):  # concurrent runs score the teacher once
+            entry = teacher_cache.load_scores(path)
+            cached = entry is not None
+            if not cached:
+                scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
+                entry = {"key_parts": parts, "metrics": scores}
+                teacher_cache.save_scores(path, entry)
+                log(f"[{data.name}] teacher {_fmt(scores)}, scores cached in {path}")
     if cached:
         log(f"[{data.name}] teacher scores from cache {path} ({_fmt(entry['metrics'])})")
-    else:
-        scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
-        entry = {"key_parts": parts, "metrics": scores}
-        teacher_cache.save_scores(path, entry)
-        log(f"[{data.name}] teacher {_fmt(scores)}, scores cached in {path}")
     return model, {**train_meta, **entry, "cached": cached, "seconds": time.perf_counter() - start}
 
 
@@ -130,11 +135,17 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
             "train_seconds": 0.0, "steps": 0, "loss_curve": []}
     parts = teacher_cache.weights_key_parts(cfg, identity, data)
     path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
+    with file_lock(path.with_name(path.name + ".lock"), log):  # concurrent runs fine-tune the teacher once
+        return _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts, path)
+
+
+def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: dict, path: Path):
     cached = teacher_cache.load_cached(path)
     if cached is not None:
         model, meta = cached
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
         return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
+    model_cache = cfg.cache_dir or None
     model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache)
     log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
     torch.manual_seed(cfg.teacher_train.seed)

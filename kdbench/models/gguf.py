@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from kdbench.errors import KdbenchError
+from kdbench.locks import file_lock
 from kdbench.files import file_sha256
 
 
@@ -47,22 +48,25 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
     target = cache_dir / "converted" / f"{name}-{conversion_key(sha)}"
     if (target / "kdbench_source.json").is_file():
         return target
-    _check_gguf_installed()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with file_lock(target.with_name(target.name + ".lock")):  # one process converts, the others wait
+        if (target / "kdbench_source.json").is_file():
+            return target
+        _check_gguf_installed()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    # save_pretrained refuses a quantised model; the weights are de-quantised fp32 by now.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = target.with_name(f".{target.name}.tmp-{time.time_ns()}")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
-    (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+        start = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        # save_pretrained refuses a quantised model; the weights are de-quantised fp32 by now.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.with_name(f".{target.name}.tmp-{time.time_ns()}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
+        (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
     return target
