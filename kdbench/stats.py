@@ -105,7 +105,8 @@ def _bleu(p, y, idx):
     from sacrebleu.metrics.bleu import BLEU
 
     summed = _bleu_stats(p, y)[idx].sum(axis=1)  # (B, 10): corpus statistics of each resample
-    return np.array([BLEU.compute_bleu(r[2:6].tolist(), r[6:10].tolist(), int(r[0]), int(r[1])).score for r in summed])
+    # sacrebleu's corpus BLEU smooths with "exp"; compute_bleu's own default is no smoothing
+    return np.array([BLEU.compute_bleu(r[2:6].tolist(), r[6:10].tolist(), int(r[0]), int(r[1]), smooth_method="exp").score for r in summed])
 
 
 def _cer(p, y, idx):

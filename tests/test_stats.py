@@ -99,6 +99,14 @@ def test_resampled_bleu_is_corpus_bleu_from_summed_statistics():
     assert abs(full - sentence_mean) > 1.0
 
 
+def test_resampled_bleu_matches_corpus_bleu_without_any_4gram_match():
+    # no 4-gram matches anywhere: corpus BLEU is small but not 0 (sacrebleu's exp smoothing)
+    preds, refs = ["ein hund laeuft", "zwei katzen schlafen hier"], ["ein hund rennt schnell", "zwei katzen liegen"]
+    full = metrics.bleu(preds, refs)
+    assert full > 0
+    assert resampled_scores("bleu", [preds], refs, np.arange(2)[None, :])[0] == pytest.approx(full, abs=1e-9)
+
+
 def test_resampled_cer_is_total_edits_over_total_reference_characters():
     full = metrics.cer(PREDS, REFS)
     assert resampled_scores("cer", [PREDS], REFS, np.arange(3)[None, :])[0] == pytest.approx(full, abs=1e-9)
