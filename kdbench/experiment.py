@@ -114,7 +114,7 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
     entry = teacher_cache.load_scores(path)
     cached = entry is not None
     if not cached:
-        with file_lock(path.with_name(path.name + ".lock"), log):  # concurrent runs score the teacher once
+        with file_lock(path.with_name(f".{path.name}.lock"), log):  # concurrent runs score the teacher once
             entry = teacher_cache.load_scores(path)
             cached = entry is not None
             if not cached:
@@ -135,7 +135,7 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
             "train_seconds": 0.0, "steps": 0, "loss_curve": []}
     parts = teacher_cache.weights_key_parts(cfg, identity, data)
     path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
-    with file_lock(path.with_name(path.name + ".lock"), log):  # concurrent runs fine-tune the teacher once
+    with file_lock(path.with_name(f".{path.name}.lock"), log):  # concurrent runs fine-tune the teacher once
         return _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts, path)
 
 

@@ -1,6 +1,6 @@
 """Inter-process file locks for cache entries: one process builds an entry, the others wait and then read it.
 
-    with file_lock(entry.with_name(entry.name + ".lock"), log):
+    with file_lock(entry.with_name(f".{entry.name}.lock"), log):  # hidden: globs over entries skip it
         if not complete(entry):
             build(entry)
 

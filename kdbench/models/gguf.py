@@ -48,7 +48,7 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
     target = cache_dir / "converted" / f"{name}-{conversion_key(sha)}"
     if (target / "kdbench_source.json").is_file():
         return target
-    with file_lock(target.with_name(target.name + ".lock")):  # one process converts, the others wait
+    with file_lock(target.with_name(f".{target.name}.lock")):  # one process converts, the others wait
         if (target / "kdbench_source.json").is_file():
             return target
         _check_gguf_installed()
