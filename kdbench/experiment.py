@@ -262,6 +262,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
             else:
                 student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
+                record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
                 trained = (_training_key(data), student, stats, task_name)
                 record["timings"]["train_s"] += stats.seconds
                 record["timings"]["teacher_forward_s"] += stats.teacher_seconds

@@ -84,6 +84,21 @@ def test_prompt_longer_than_the_context_is_refused(capsys, tmp_path, data_root, 
         suite.train_loader(load_tokenizer("smollm2-135m", cache_dir), data, 32, 2, 0)
 
 
+def test_training_examples_whose_prompt_fills_the_window_are_skipped_and_noted(data_root, cache_dir):
+    from kdbench.suites.generation import render
+    from kdbench.suites.rouge import RougeSuite
+
+    suite, tokenizer = RougeSuite(), load_tokenizer("smollm2-135m", cache_dir)
+    data = suite.load("scitldr", data_root, 8, 1)
+    lengths = sorted(len(tokenizer(render(tokenizer, p))["input_ids"]) for p, _ in data.train.examples)
+    window = (lengths[0] + lengths[-1]) // 2  # some prompts fit, some do not
+    too_long = sum(n >= window for n in lengths)
+    assert 0 < too_long < len(lengths)
+    loader = suite.train_loader(tokenizer, data, window, 2, 0)
+    assert len(loader.dataset) == len(lengths) - too_long
+    assert data.notes[-1].startswith(f"{too_long} of {len(lengths)} training examples skipped")
+
+
 def test_malformed_generation_data_names_the_file(tmp_path):
     (tmp_path / "multi30k").mkdir()
     for name, en, de in (("train", "a\nb\n", "x\n"), ("test_2016_flickr", "a\n", "x\n")):

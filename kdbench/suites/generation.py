@@ -263,15 +263,21 @@ class GenerationSuite:
         return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
 
     def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
-        features = []
+        features, skipped = [], []
         for i, (prompt, response) in enumerate(data.train.examples):
             row = prompt_response(tokenizer, render(tokenizer, prompt), response, max_length)
             if all(label == -100 for label in row["labels"]):
-                raise KdbenchError(
-                    f"{data.train.source}: example {i}: the prompt fills all {max_length} tokens of train.max_length,"
-                    " leaving no response to learn; raise train.max_length"
-                )
+                skipped.append(i)  # the prompt fills the whole window: nothing to learn from this example
+                continue
             features.append(row)
+        if not features:
+            raise KdbenchError(f"{data.train.source}: every prompt fills all {max_length} tokens of train.max_length,"
+                               " leaving no response to learn; raise train.max_length")
+        if skipped:
+            note = (f"{len(skipped)} of {len(data.train.examples)} training examples skipped: their prompt fills"
+                    f" train.max_length={max_length} (first: example {skipped[0]})")
+            if note not in data.notes:
+                data.notes.append(note)
         return train_loader(features, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
 
     def evaluate(self, model, tokenizer, data: GenData, cfg, device) -> tuple[dict, dict]:
