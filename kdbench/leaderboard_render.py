@@ -21,6 +21,8 @@ def fmt_summary(s: Summary | None, digits: int = 1) -> str:
     if s is None:
         return DASH
     value, half, n = s
+    if abs(value) < 10:  # small raw values (lm-eval accuracies in 0–1, BLEU near 0) need more digits
+        digits = max(digits, 3)
     return f"{value:.{digits}f} ± {half:.{digits}f}" if half is not None else f"{value:.{digits}f}"
 
 
