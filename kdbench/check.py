@@ -72,12 +72,17 @@ def _values(runs: list[dict]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def _groups(results_dir: Path, suite: str | None) -> dict[tuple, list[dict]]:
-    records, _ = load_records(results_dir, suite)
+def _groups(results_dir: Path, suite: str | None, skipped: list[str] | None = None) -> dict[tuple, list[dict]]:
+    """Complete records by leaderboard group; every file left out is named in `skipped`."""
+    records, unreadable = load_records(results_dir, suite)
+    if skipped is not None:
+        skipped += unreadable
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status") == "complete":
             groups[group_key(r)].append(r)
+        elif skipped is not None:
+            skipped.append(f"{r['_path']}: status {r.get('status')!r} (the run did not finish)")
     return groups
 
 
@@ -122,9 +127,12 @@ def tolerance(metric: str, baseline: dict, floor: float = 1.0, rel_floor: float 
 
 
 def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floor: float = 1.0,
-          rel_floor: float = 0.05):
-    """(rows, problems): one row per compared metric, and every reason the check cannot pass."""
-    groups = _groups(results_dir, suite)
+          rel_floor: float = 0.05, skipped: list[str] | None = None):
+    """(rows, problems): one row per compared metric, and every reason the check cannot pass.
+
+    Torn, invalid and unfinished records are left out and named in `skipped` (they neither pass nor fail
+    the check: the newest complete records per seed are what is compared)."""
+    groups = _groups(results_dir, suite, skipped)
     problems, rows = [], []
     if not groups:
         problems.append(f"no complete records under {results_dir}" + (f"/{suite}" if suite else ""))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kdbench.errors import KdbenchError
 from kdbench.registry import did_you_mean
+from kdbench.stop_signals import handle_stop_signals
 
 USAGE = """usage: kdbench COMMAND [key=value ...]
 
@@ -145,7 +146,7 @@ def _results_dir(values: dict) -> Path:
 def _cmd_leaderboard(args: list[str]) -> int:
     import time
 
-    from kdbench.config import parse_overrides
+    from kdbench.config import check_name, parse_overrides
     from kdbench.leaderboard import collect
     from kdbench.leaderboard_render import section, terminal, write_all
 
@@ -153,6 +154,8 @@ def _cmd_leaderboard(args: list[str]) -> int:
     _keys(values, ("suite", "results_dir"), "leaderboard")
     results_dir = _results_dir(values)
     suite = values.get("suite")
+    if suite is not None:
+        check_name("suite", suite)
     groups, skipped = collect(results_dir, suite)
     if not groups:
         raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
@@ -167,19 +170,24 @@ def _cmd_leaderboard(args: list[str]) -> int:
 
 def _cmd_check(args: list[str]) -> int:
     from kdbench.check import check, record_baselines, report
-    from kdbench.config import convert, parse_overrides
+    from kdbench.config import check_name, convert, parse_overrides
 
     values = parse_overrides(args)
     _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor"), "check")
     results_dir = _results_dir(values)
     baselines_dir = Path(values.get("baselines_dir", "baselines"))
     suite = values.get("suite")
+    if suite is not None:
+        check_name("suite", suite)
     if convert("record", values.get("record", "false"), bool):
         for path in record_baselines(results_dir, baselines_dir, suite):
             print(f"baseline written: {path}")
         return 0
+    skipped: list[str] = []
     rows, problems = check(results_dir, baselines_dir, suite, floor=convert("floor", values.get("floor", "1.0"), float),
-                           rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float))
+                           rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float), skipped=skipped)
+    for note in skipped:
+        print(f"left out: {note}", file=sys.stderr)
     print(report(rows, problems))
     return 1 if problems or any(r["status"] == "REGRESSED" for r in rows) else 0
 
@@ -198,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")
+        if command in ("run", "sweep"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
+            with handle_stop_signals():
+                return handlers[command](args)
         return handlers[command](args)
     except KdbenchError as e:
         print(f"kdbench: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("kdbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"kdbench: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":

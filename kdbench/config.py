@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -121,6 +122,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda
     dry_run: bool = False  # print the resolved config and exit
     nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
+    checkpoint_every: int = 100  # training steps between checkpoints (also after the last step and on SIGTERM/SIGINT)
+    resume: bool = True  # resume an interrupted training from its checkpoint; false: start over
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -132,6 +135,8 @@ class RunConfig:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
         if self.nan_policy not in NAN_POLICIES:
             raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
+        if self.checkpoint_every < 0:
+            raise KdbenchError(f"checkpoint_every must be >= 0 (0: only after the last step), got {self.checkpoint_every}")
 
     def to_dict(self) -> dict:
         """The fully resolved config as plain JSON data (method params under `method_params`)."""
@@ -155,7 +160,20 @@ def suite_names() -> list[str]:
     return sorted(p.stem for p in suites_dir().glob("*.toml"))
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_name(key: str, value: str) -> str:
+    """A name that becomes part of a path kdbench writes (results/<suite>/...): letters, digits, _ . - only,
+    so that no config can make kdbench write outside results_dir or cache_dir."""
+    if not _NAME.fullmatch(value) or ".." in value:
+        raise KdbenchError(f"{key}={value!r} is not a plain name (letters, digits, '_', '.', '-'; no '/' or '..');"
+                           f" kdbench uses it in the paths it writes under results_dir")
+    return value
+
+
 def load_suite_file(name: str) -> dict:
+    check_name("suite", name)
     path = suites_dir() / f"{name}.toml"
     if not path.is_file():
         raise KdbenchError(f"unknown suite {name!r}; {did_you_mean(name, suite_names())}")

@@ -8,13 +8,17 @@ task keeps the earlier tasks' results (`status: "partial"`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
 import torch
 
 from kdbench import teacher as teacher_cache
+from kdbench.checkpoint import Checkpointer
 from kdbench.config import RunConfig, load_suite_file
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
@@ -28,7 +32,7 @@ from kdbench.models.load import (
     model_identity,
 )
 from kdbench.registry import METHODS, SUITES
-from kdbench.results import (SCHEMA_VERSION, examples_file, git_commit, reserve_record_path, versions,
+from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
 
@@ -140,7 +144,7 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
 
 
 def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: dict, path: Path):
-    cached = teacher_cache.load_cached(path)
+    cached = teacher_cache.load_cached(path, log)
     if cached is not None:
         model, meta = cached
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
@@ -162,7 +166,32 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
 
 
-def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log):
+def checkpointer(cfg: RunConfig, data, record_path: Path) -> Checkpointer:
+    """The checkpoint folder of this config's training on this task's data (see kdbench.checkpoint)."""
+    key = config_hash({**cfg.to_dict(), "task": data.name, "training": list(_training_key(data))})[:16]
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    return Checkpointer(cache_dir / "checkpoints" / f"{cfg.suite}-{cfg.method}-{data.name}-{key}",
+                        cfg.checkpoint_every, cfg.resume, str(record_path))
+
+
+def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
+    """The run that left this checkpoint died without finishing its record (SIGKILL, power loss): say so in it."""
+    previous = checkpoint.previous()
+    if previous is None:
+        return
+    path = Path(previous.get("record", ""))
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if old.get("status") == "running":
+        old.update(status="interrupted", error=f"the process died after checkpoint step {previous['step']};"
+                                               f" resumed by run {run_id}")
+        write_record(path, old)
+        log(f"{path.name}: marked interrupted (resumed by this run)")
+
+
+def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None):
     """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
     params = cfg.method_params
     needs = method.needs(params)
@@ -178,10 +207,21 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
-                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy)
+                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log)
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
     return accelerator.unwrap_model(student), stats
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the student's parameters and buffers (names, dtypes, shapes, bytes): a fingerprint that
+    shows two runs ended with bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _training_key(data) -> tuple:
@@ -239,6 +279,8 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
     created = [d for d in (folder.parent, folder) if not d.exists()]  # removed again if the run leaves nothing
     record["run_id"], path = reserve_record_path(folder, cfg.method, config)
     examples, examples_path = {}, examples_file(path)
+    checkpoints: list[Checkpointer] = []  # cleared once the record is complete
+    held = contextlib.ExitStack()  # the checkpoint folders' locks, released when the run ends
     try:
         write_record(path, record)  # status "running": readers see a valid record from the start
         for task_name in tasks:
@@ -261,7 +303,16 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 log(f"[{task_name}] same training data as [{trained[3]}]: scoring that student")
                 record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
             else:
-                student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log)
+                checkpoint = checkpointer(cfg, data, path)
+                checkpoints.append(checkpoint)
+                # One process owns a checkpoint folder until its run ends (the kernel frees a dead holder's
+                # lock): an identical run started beside it waits, then trains anew from a cleared folder.
+                held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
+                _mark_superseded(checkpoint, record["run_id"], log)
+                student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log,
+                                                checkpoint)
+                if stats.resumed_from:
+                    record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
                 record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
                 trained = (_training_key(data), student, stats, task_name)
                 record["timings"]["train_s"] += stats.seconds
@@ -287,9 +338,12 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 examples[task_name] = suite.examples(data, predictions)
                 write_examples(examples_path, examples)
                 record["examples_file"] = str(examples_path.relative_to(path.parent))
+            record["student_sha256"] = {**record.get("student_sha256", {}), task_name: weights_sha256(student)}
             record["status"] = "complete" if task_name == tasks[-1] else "partial"
             write_record(path, record)
             log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+        for checkpoint in checkpoints:  # the record holds everything now; a re-run starts a new experiment
+            checkpoint.clear()
     except BaseException as e:
         if record["metrics"]:  # earlier tasks finished: keep their scores, say why the run stopped
             interrupted = isinstance(e, KeyboardInterrupt)
@@ -308,4 +362,6 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 except OSError:
                     pass  # not empty: another run wrote there meanwhile
         raise
+    finally:
+        held.close()
     return path

@@ -27,8 +27,15 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
             "metrics", "params", "timings", "versions", "git_commit", "created_at")
 
 
+# Where a run writes and how it checkpoints do not change its numbers: two configs that differ only here
+# are the same experiment (a sweep skips the cell; a checkpoint resumes across them).
+OPERATIONAL_KEYS = ("results_dir", "cache_dir", "dry_run", "resume", "checkpoint_every")
+
+
 def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    """sha256 of the resolved config without its OPERATIONAL_KEYS."""
+    kept = {k: v for k, v in config.items() if k not in OPERATIONAL_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def new_run_id(method: str, config: dict) -> str:

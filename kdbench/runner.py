@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from kdbench import stop_signals
+from kdbench.checkpoint import Checkpointer, rng_state, set_rng_state
 from kdbench.config import TrainConfig
 from kdbench.methods.base import Step
 
@@ -30,6 +32,7 @@ class TrainStats:
     teacher_seconds: float = 0.0  # time inside the teacher's forward
     skipped_steps: list = field(default_factory=list)  # nan_policy=skip: [step, what was not finite]
     loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
+    resumed_from: int = 0  # the step of the checkpoint this training resumed from (0: none)
 
     @property
     def examples_per_second(self) -> float:
@@ -115,6 +118,44 @@ def _forever(loader: DataLoader) -> Iterator[dict]:
         yield from loader
 
 
+def _save(checkpoint: Checkpointer, step: int, batch_index: int, model, extra, optimizer, schedule, stats, window,
+          accelerator, elapsed: float) -> None:
+    if not accelerator.is_main_process:
+        return
+    checkpoint.save({
+        "step": step, "batch_index": batch_index,
+        "model": accelerator.unwrap_model(model).state_dict(),
+        "extra": accelerator.unwrap_model(extra).state_dict() if extra is not None else {},
+        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rng_state(),
+        "stats": {"examples": stats.examples, "tokens": stats.tokens, "seconds": elapsed,
+                  "teacher_seconds": stats.teacher_seconds, "skipped_steps": stats.skipped_steps,
+                  "loss_curve": stats.loss_curve},
+        "window": [[loss, parts] for loss, parts in window],
+    })
+
+
+def _restore(state: dict, model, extra, optimizer, schedule, stats: TrainStats, window: list, batches, accelerator) -> int:
+    """Load a checkpoint into the prepared objects and replay the data position; returns the batch index.
+
+    The loader is fresh (same seed), so drawing the batches already used brings its order to where the
+    checkpoint left it; the RNGs are restored last, after anything that might draw from them.
+    """
+    accelerator.unwrap_model(model).load_state_dict(state["model"])
+    if extra is not None:
+        accelerator.unwrap_model(extra).load_state_dict(state["extra"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    saved = state["stats"]
+    stats.examples, stats.tokens, stats.teacher_seconds = saved["examples"], saved["tokens"], saved["teacher_seconds"]
+    stats.seconds, stats.skipped_steps, stats.loss_curve = saved["seconds"], saved["skipped_steps"], saved["loss_curve"]
+    stats.steps = stats.resumed_from = state["step"]
+    window.extend((loss, parts) for loss, parts in state["window"])
+    for _ in range(state["batch_index"]):
+        next(batches)
+    set_rng_state(state["rng"])
+    return state["batch_index"]
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[Step], tuple[torch.Tensor, dict]],
@@ -128,12 +169,26 @@ def train(
     regression: bool = False,
     desc: str = "train",
     nan_policy: str = "stop",
+    checkpoint: Checkpointer | None = None,
+    log=None,
 ) -> TrainStats:
     """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps.
 
     A non-finite loss or gradient norm stops the run with a NumericalError naming the step, the batch
-    and the loss components (nan_policy="stop"), or skips that optimizer step and counts it ("skip").
+    and the loss components (nan_policy="stop"), or skips that optimizer step and counts it ("skip");
+    the last checkpoint written before it is kept.
+
+    With a `checkpoint`, training resumes from its saved state if there is one, saves every
+    `checkpoint.every` steps and after the last step, and on SIGTERM/SIGINT saves after the current step
+    and raises `stop_signals.Interrupted`.
     """
+    with stop_signals.deferred():
+        return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
+                      regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log)
+
+
+def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, regression, desc, nan_policy,
+           checkpoint, log) -> TrainStats:
     from transformers import get_linear_schedule_with_warmup
 
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
@@ -148,11 +203,18 @@ def train(
     stats = TrainStats()
     window: list[tuple[float, dict]] = []
     batches = _forever(loader)
-    start = time.perf_counter()
-    # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
-    bar = tqdm(total=cfg.max_steps, desc=desc, unit="step", leave=False, mininterval=0.5 if _tty() else 30)
     batch_index = 0
-    for step in range(1, cfg.max_steps + 1):
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        batch_index = _restore(state, model, extra, optimizer, schedule, stats, window, batches, accelerator)
+        if log:
+            log(f"resuming {desc} from the checkpoint at step {state['step']} in {checkpoint.folder}")
+        del state
+    start = time.perf_counter() - stats.seconds  # a resumed run counts the time of the steps it kept
+    # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
+    bar = tqdm(total=cfg.max_steps, initial=stats.steps, desc=desc, unit="step", leave=False,
+               mininterval=0.5 if _tty() else 30)
+    for step in range(stats.steps + 1, cfg.max_steps + 1):
         # grad_accum micro-batches per optimizer step, each weighted 1/grad_accum (as HF Trainer does)
         step_loss, step_parts, bad = 0.0, {}, None
         for _ in range(cfg.grad_accum):
@@ -184,7 +246,10 @@ def train(
         if bad is not None:  # nan_policy=skip: no update from this step
             optimizer.zero_grad(set_to_none=True)
             stats.skipped_steps.append([step, bad])
+            stats.steps = step
             bar.update(1)
+            _checkpoint_if_due(checkpoint, step, cfg.max_steps, batch_index, model, extra, optimizer, schedule, stats,
+                               window, accelerator, start)
             continue
         optimizer.step()
         schedule.step()
@@ -199,10 +264,25 @@ def train(
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
         bar.update(1)
+        _checkpoint_if_due(checkpoint, step, cfg.max_steps, batch_index, model, extra, optimizer, schedule, stats,
+                           window, accelerator, start)
     bar.close()
     stats.seconds = time.perf_counter() - start
     accelerator.free_memory()  # drop accelerate's references; the next task prepares new objects
     return stats
+
+
+def _checkpoint_if_due(checkpoint, step, last, batch_index, model, extra, optimizer, schedule, stats, window,
+                       accelerator, start) -> None:
+    """After a step: save when due or when a stop signal arrived; then honour that signal."""
+    signum = stop_signals.pending()
+    if checkpoint is not None and (signum is not None or checkpoint.due(step, last)):
+        _save(checkpoint, step, batch_index, model, extra, optimizer, schedule, stats, window, accelerator,
+              time.perf_counter() - start)
+    if signum is not None:
+        where = f"after step {step}" + (f"; checkpoint saved in {checkpoint.folder}, re-run the same command to"
+                                        " resume" if checkpoint is not None else "")
+        raise stop_signals.interrupted(where)
 
 
 @torch.no_grad()

@@ -26,6 +26,9 @@ import shutil
 import time
 from pathlib import Path
 
+from kdbench.files import file_sha256, fsync_dir, fsync_tree
+from kdbench.results import atomic_write_text
+
 RECIPE_VERSION = 1  # bump when the fine-tuning procedure changes
 
 
@@ -71,24 +74,49 @@ def load_scores(path: Path) -> dict | None:
 
 
 def save_scores(path: Path, entry: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
-    tmp.write_text(json.dumps(entry, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(entry, indent=2))  # temporary file, fsync, rename
 
 
 def cached_teacher_dir(cache_dir: Path, task_name: str, parts: dict) -> Path:
     return cache_dir / "teachers" / f"{task_name}-{teacher_key(parts)}"
 
 
-def load_cached(path: Path):
-    """(model, meta) from a complete fine-tuned-weights entry, or None when there is none."""
+def damage(path: Path, meta: dict) -> str | None:
+    """What is wrong with an entry's files against the sizes and sha256 in its meta.json (None: intact).
+
+    Entries written before meta.json listed its files carry no hashes and are taken as they are.
+    """
+    for name, expected in meta.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, {expected['bytes']} were written"
+        if file_sha256(file) != expected["sha256"]:
+            return f"{name} does not match its sha256"
+    return None
+
+
+def load_cached(path: Path, log=print):
+    """(model, meta) from a complete, intact fine-tuned-weights entry, or None when there is none.
+
+    A damaged entry (a file truncated or altered after it was written) is reported, removed and
+    treated as a miss, so the caller rebuilds it; it is never loaded.
+    """
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     meta_file = path / "meta.json"
     if not meta_file.is_file() or not (path / "config.json").is_file():
         return None
-    meta = json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        meta = {"files": {"meta.json": {"bytes": -1, "sha256": ""}}}
+    problem = damage(path, meta)
+    if problem is not None:
+        log(f"cached teacher {path} is damaged ({problem}): rebuilding it")
+        shutil.rmtree(path, ignore_errors=True)
+        return None
     archs = json.loads((path / "config.json").read_text()).get("architectures") or []
     loader = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else (
         AutoModelForSequenceClassification if any(a.endswith("ForSequenceClassification") for a in archs) else AutoModel)
@@ -100,7 +128,10 @@ def save(path: Path, model, meta: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(tmp.iterdir()) if f.is_file()}
+    (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=2))
+    fsync_tree(tmp)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
+    fsync_dir(path.parent)

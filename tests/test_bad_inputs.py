@@ -98,6 +98,22 @@ def empty_results(tmp_path, real):
     return ["leaderboard", f"results_dir={tmp_path / 'results'}"]
 
 
+def corrupted_checkpoint(tmp_path, real):
+    """A checkpoint left for exactly this run's config whose state.pt is garbage."""
+    from kdbench.config import parse_overrides, resolve
+    from kdbench.experiment import checkpointer, suite_of
+
+    args = run_args(tmp_path, real)
+    cfg = resolve(parse_overrides(args[1:]), environ={})
+    suite, _ = suite_of(cfg)
+    data = suite.load("sst2", real, cfg.data.max_train_examples, cfg.data.max_eval_examples)
+    ckpt = checkpointer(cfg, data, tmp_path / "old-record.json")
+    ckpt.folder.mkdir(parents=True)
+    ckpt.state_file.write_bytes(b"not a checkpoint")
+    ckpt.meta_file.write_text('{"format": 1, "step": 2, "sha256": "0", "record": ""}')
+    return args
+
+
 CASES = [
     # CLI and config
     ("unknown command", cli("runn"), "unknown command 'runn'"),
@@ -122,6 +138,11 @@ CASES = [
     ("leaderboard unknown key", cli("leaderboard", "sute=glue"), "unknown key 'sute'"),
     ("leaderboard missing dir", cli("leaderboard", "results_dir=/nonexistent/results"), "does not exist"),
     ("check bad floor", corrupted_baseline, "floor expects a number"),
+    ("code in a config value", cli("run", "train.lr=__import__('os').system('touch /tmp/kdbench-pwned')"),
+     "train.lr expects a number"),
+    ("suite name escaping results_dir", cli("run", "suite=../../etc/passwd"), "not a plain name"),
+    ("leaderboard suite escaping results_dir", cli("leaderboard", "suite=../outside"), "not a plain name"),
+    ("negative checkpoint_every", cli("run", "checkpoint_every=-1"), "checkpoint_every must be >= 0"),
     ("leaderboard with no records", empty_results, "no complete result records"),
     ("method.k larger than the vocabulary", with_real_data("suite=perplexity_tiny", "method=rlkd", "method.k=100000"),
      "larger than the vocabulary"),
@@ -140,8 +161,9 @@ CASES = [
     # models
     ("student path is not a model", not_a_model, "not-a-model"),
     ("teacher/student vocabulary mismatch", other_vocab_student, "vocabulary of"),
-    # results
+    # results, checkpoints and caches
     ("results_dir is a file", results_dir_is_a_file, "results_dir"),
+    ("corrupted checkpoint", corrupted_checkpoint, "is corrupted: state.pt is missing or does not match"),
 ]
 
 

@@ -110,6 +110,21 @@ def test_check_passes_on_its_own_baseline_and_fails_on_a_regression(swept, capsy
     assert "check FAILED" in out
 
 
+def test_check_reports_and_skips_torn_invalid_and_unfinished_records(swept, capsys, tmp_path):
+    results, baselines = _copy(swept, tmp_path)
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0
+    capsys.readouterr()
+    folder = results / "glue_tiny"
+    good = json.loads(min(folder.glob("kd-*.json")).read_text())
+    (folder / "torn.json").write_text(json.dumps(good)[:100])  # cut mid-write by a crash elsewhere
+    (folder / "alien.json").write_text('{"hello": "world"}')
+    (folder / "killed.json").write_text(json.dumps({**good, "status": "running", "metrics": {}}))
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 0
+    out, err = capsys.readouterr()
+    assert "torn.json: unreadable" in err and "alien.json: not a kdbench record" in err
+    assert "killed.json: status 'running'" in err and "check passed" in out
+
+
 def test_check_fails_when_a_baselined_method_has_no_result(swept, capsys, tmp_path):
     results, baselines = _copy(swept, tmp_path)
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0

@@ -79,3 +79,24 @@ def test_score_entry_round_trip_and_unreadable_entry_is_a_miss(tmp_path):
     assert teacher.load_scores(path) == {"metrics": {"accuracy": 90.0}}
     path.write_text('{"metrics": ')  # truncated by a crash elsewhere: recomputed, never read
     assert teacher.load_scores(path) is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_a_damaged_weights_entry_is_rebuilt_never_loaded(tmp_path, damage):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    entry = tmp_path / "teachers" / "sst2-abc"
+    teacher.save(entry, BertForSequenceClassification(config), {"steps": 4})
+    assert teacher.load_cached(entry) is not None
+    weights = entry / "model.safetensors"
+    data = weights.read_bytes()
+    if damage == "truncate":
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        weights.unlink()
+    messages = []
+    assert teacher.load_cached(entry, messages.append) is None
+    assert "damaged" in messages[0] and not entry.exists()

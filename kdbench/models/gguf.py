@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
-from kdbench.files import file_sha256
+from kdbench.files import file_sha256, fsync_dir, fsync_tree
 
 
 def package_folder(package: str, install: str) -> Path:
@@ -66,7 +66,9 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
         (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))
+        fsync_tree(tmp)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
+        fsync_dir(target.parent)
     return target
