@@ -124,6 +124,8 @@ class RunConfig:
     nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
     checkpoint_every: int = 100  # training steps between checkpoints (also after the last step and on SIGTERM/SIGINT)
     resume: bool = True  # resume an interrupted training from its checkpoint; false: start over
+    teacher_cache: bool = True  # reuse the teacher's cached outputs on the training set (kdbench.teacher_outputs)
+    teacher_cache_k: int = 64  # causal LMs: top-k logits kept per token (plus the logsumexp for the tail)
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -135,6 +137,8 @@ class RunConfig:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
         if self.nan_policy not in NAN_POLICIES:
             raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
+        if self.teacher_cache_k < 1:
+            raise KdbenchError(f"teacher_cache_k must be >= 1, got {self.teacher_cache_k}")
         if self.checkpoint_every < 0:
             raise KdbenchError(f"checkpoint_every must be >= 0 (0: only after the last step), got {self.checkpoint_every}")
 

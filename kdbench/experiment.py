@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from kdbench import teacher as teacher_cache
+from kdbench import teacher_outputs
 from kdbench.checkpoint import Checkpointer
 from kdbench.config import RunConfig, load_suite_file
 from kdbench.errors import KdbenchError
@@ -191,7 +192,31 @@ def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
         log(f"{path.name}: marked interrupted (resumed by this run)")
 
 
-def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None):
+def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accelerator, loader, identity, log):
+    """The cached teacher outputs for this training set, or (None, why not) when the teacher runs live."""
+    if not needs:
+        return None, {"used": False, "why": "the method needs no teacher"}
+    if not cfg.teacher_cache:
+        return None, {"used": False, "why": "teacher_cache=false"}
+    if needs != {"logits"}:
+        return None, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are not cached"}
+    lm = not data.num_labels
+    if lm and not method.sparse_teacher(params):
+        return None, {"used": False, "why": f"{cfg.method} with these params needs the dense LM teacher"}
+    kind, temperature = ("topk", float(getattr(params, "temperature", 1.0))) if lm else ("logits", 1.0)
+    k = min(cfg.teacher_cache_k, len(tokenizer))
+    parts = teacher_outputs.key_parts(teacher_cache.weights_key_parts(cfg, identity, data), tokenizer, data, cfg,
+                                      kind, k, temperature)
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
+    features, collate = loader.dataset.features, loader.collate_fn.collate
+    store, meta = teacher_outputs.load_or_build(
+        folder, parts, lambda: teacher_outputs.compute(teacher, features, collate, kind, k, temperature, accelerator,
+                                                       cfg.train.batch_size), lambda m: log(f"[{data.name}] {m}"))
+    return store, {"used": True, "kind": kind, **({"k": k} if lm else {}), **meta}
+
+
+def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None, identity=None):
     """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
     params = cfg.method_params
     needs = method.needs(params)
@@ -204,10 +229,14 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
+    outputs, outputs_meta = _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accelerator, loader,
+                                             identity, log)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
-                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log)
+                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log,
+                  teacher_outputs=outputs)
+    stats.teacher_outputs = outputs_meta
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
     return accelerator.unwrap_model(student), stats
@@ -310,7 +339,8 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
                 _mark_superseded(checkpoint, record["run_id"], log)
                 student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log,
-                                                checkpoint)
+                                                checkpoint, record["teacher"])
+                record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
                 if stats.resumed_from:
                     record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
                 record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some

@@ -33,6 +33,7 @@ class TrainStats:
     skipped_steps: list = field(default_factory=list)  # nan_policy=skip: [step, what was not finite]
     loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
     resumed_from: int = 0  # the step of the checkpoint this training resumed from (0: none)
+    teacher_outputs: dict = field(default_factory=dict)  # whether cached teacher outputs were used, and why
 
     @property
     def examples_per_second(self) -> float:
@@ -80,8 +81,9 @@ def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
     # first real token would otherwise be "predicted" from a pad.
     scored = (labels[:, 1:] != -100) & batch["attention_mask"][:, :-1].bool()
     targets = labels[:, 1:].masked_fill(~scored, -100)
-    return Step(_Shifted(student_out), _Shifted(teacher_out) if teacher_out is not None else None, targets,
-                batch["attention_mask"], scored, regression)
+    if teacher_out is not None:  # cached top-k teacher outputs shift themselves
+        teacher_out = teacher_out.shifted() if hasattr(teacher_out, "shifted") else _Shifted(teacher_out)
+    return Step(_Shifted(student_out), teacher_out, targets, batch["attention_mask"], scored, regression)
 
 
 def output_flags(needs: frozenset) -> dict:
@@ -171,6 +173,7 @@ def train(
     nan_policy: str = "stop",
     checkpoint: Checkpointer | None = None,
     log=None,
+    teacher_outputs=None,
 ) -> TrainStats:
     """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps.
 
@@ -181,14 +184,18 @@ def train(
     With a `checkpoint`, training resumes from its saved state if there is one, saves every
     `checkpoint.every` steps and after the last step, and on SIGTERM/SIGINT saves after the current step
     and raises `stop_signals.Interrupted`.
+
+    With `teacher_outputs` (kdbench.teacher_outputs.TeacherOutputs) the teacher's outputs for each batch
+    are read from that cache by example index instead of running `teacher`.
     """
     with stop_signals.deferred():
         return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
-                      regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log)
+                      regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log,
+                      teacher_outputs=teacher_outputs)
 
 
 def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, regression, desc, nan_policy,
-           checkpoint, log) -> TrainStats:
+           checkpoint, log, teacher_outputs) -> TrainStats:
     from transformers import get_linear_schedule_with_warmup
 
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
@@ -221,10 +228,13 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
             batch = next(batches)
             batch_index += 1
             teacher_out = None
-            if teacher is not None:
+            if teacher_outputs is not None or teacher is not None:
                 t0 = time.perf_counter()
-                with accelerator.autocast():  # bf16 on CUDA, like the student
-                    teacher_out = teacher_forward(teacher, batch, needs)
+                if teacher_outputs is not None:
+                    teacher_out = teacher_outputs.batch(batch)
+                else:
+                    with accelerator.autocast():  # bf16 on CUDA, like the student
+                        teacher_out = teacher_forward(teacher, batch, needs)
                 stats.teacher_seconds += time.perf_counter() - t0
             with accelerator.autocast():
                 student_out = model(**model_inputs(batch), **output_flags(needs))

@@ -67,9 +67,35 @@ class LengthGroupedBatches(Sampler):
             yield batches[b]
 
 
+class Indexed(torch.utils.data.Dataset):
+    """Training features that yield (index, feature): batches then say which examples they hold, so that
+    cached teacher outputs (kdbench.teacher_outputs) can be looked up by example."""
+
+    def __init__(self, features: list[dict]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int):
+        return i, self.features[i]
+
+
+class WithIndex:
+    """A collate function plus `example_index` `(B,)` in the batch (models never see it: see model_inputs)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, rows: list) -> dict:
+        batch = self.collate([feature for _, feature in rows])
+        batch["example_index"] = torch.tensor([i for i, _ in rows], dtype=torch.long)
+        return batch
+
+
 def train_loader(features: list[dict], collate, batch_size: int, seed: int) -> DataLoader:
     sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], batch_size, seed)
-    return DataLoader(features, batch_sampler=sampler, collate_fn=collate)
+    return DataLoader(Indexed(features), batch_sampler=sampler, collate_fn=WithIndex(collate))
 
 
 def eval_loader(features: list[dict], collate: Collator, batch_size: int) -> tuple[DataLoader, list[int]]:

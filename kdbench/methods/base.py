@@ -47,22 +47,26 @@ class Method:
     needs: Callable[[Any], frozenset[str]]
     build_state: Callable[[Any, Any, Any], torch.nn.Module | None] | None = None
     summary: str = ""
+    # whether the loss takes a causal LM teacher as cached top-k logits (kdbench.teacher_outputs.SparseTeacher)
+    sparse_teacher: Callable[[Any], bool] = lambda params: False
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
 
-def register_method(name: str, *, params: type, needs, build_state=None, summary: str = ""):
+def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", sparse_teacher=None):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
-    `needs` is a set of teacher outputs, or a function of the params returning one.
+    `needs` is a set of teacher outputs, or a function of the params returning one. `sparse_teacher(params)`
+    says whether the loss accepts an LM teacher given as cached top-k logits (default: never).
     """
 
     def needs_fn(p) -> frozenset[str]:
         return frozenset(needs(p) if callable(needs) else needs)
 
     def deco(fn):
-        METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0]))
+        METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0],
+                                 sparse_teacher or (lambda p: False)))
         return fn
 
     return deco

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kdbench.errors import KdbenchError
 from kdbench.losses import DIVERGENCES
+from kdbench.losses.chunked import sparse_forward_kl
 from kdbench.methods.base import Step, output_mse, parts_of, register_method, task_loss
 from kdbench.registry import did_you_mean
 
@@ -47,10 +48,17 @@ def divergence(name: str, student_logits, teacher_logits, mask, temperature, bet
     return DIVERGENCES[name](student_logits, teacher_logits, mask, temperature=temperature, reduction=reduction, **extra)
 
 
-@register_method("kd", params=KDParams, needs=frozenset({"logits"}))
+@register_method("kd", params=KDParams, needs=frozenset({"logits"}),
+                 sparse_teacher=lambda p: p.divergence == "fkl")
 def kd_loss(step: Step, params: KDParams, state=None):
     """Hinton KD: α·T²·D(teacher ‖ student at T) + (1−α)·CE."""
-    s, t = step.student.logits, step.teacher.logits
+    s = step.student.logits
+    if hasattr(step.teacher, "topk_indices"):  # cached top-k teacher (forward KL only): tail as one bucket
+        soft = params.temperature**2 * sparse_forward_kl(s, step.teacher.topk_values, step.teacher.topk_indices,
+                                                         step.teacher.lse, step.position_mask, params.temperature)
+        hard = task_loss(s, step.labels, step.regression) if params.alpha < 1 else soft.new_zeros(())
+        return params.alpha * soft + (1 - params.alpha) * hard, parts_of(kd=soft, ce=hard)
+    t = step.teacher.logits
     if step.regression:
         soft = output_mse(s, t)
     else:
