@@ -8,7 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kdbench.errors import KdbenchError
 from kdbench.models import gguf
-from kdbench.models.load import keep_layers, load_causal_lm, load_tokenizer, model_identity
+from kdbench.models.load import load_config, keep_layers, load_causal_lm, load_tokenizer, model_identity
 
 
 def test_missing_gguf_package_is_a_clear_error(tmp_path, monkeypatch):
@@ -60,3 +60,7 @@ def test_smollm2_converts_once_and_derives_students(cache_dir):
     assert 45e6 < sum(p.numel() for p in student.parameters()) < 55e6
     narrow = load_causal_lm("llama-narrow", seed=0, cache_dir=cache_dir)
     assert narrow.config.hidden_size == 256 and narrow.config.vocab_size == 49152
+    # the converted tokenizer's special tokens are the model config's (transformers 5.17 read them otherwise)
+    config = load_config("smollm2-135m", cache_dir)
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (config.bos_token_id, config.eos_token_id)
+    assert tokenizer.pad_token_id == config.pad_token_id

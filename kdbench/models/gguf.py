@@ -63,6 +63,12 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
             del model.config.quantization_config
         tmp = target.with_name(f".{target.name}.tmp-{time.time_ns()}")
         model.save_pretrained(tmp)
+        # Some transformers releases read the GGUF's special tokens differently (5.17: eos "<|im_start|>", no
+        # pad); the model config's ids are the reference, so the saved tokenizer follows them.
+        for role in ("bos", "eos", "pad"):
+            token_id = getattr(model.config, f"{role}_token_id", None)
+            if isinstance(token_id, int):
+                setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
         tokenizer.save_pretrained(tmp)
         source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
         (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))

@@ -83,7 +83,12 @@ def load_tokenizer(name: str, cache_dir=None):
     from transformers import AutoTokenizer
 
     source, _ = resolve_source(name, cache_dir)
-    return _from_pretrained(AutoTokenizer, source, "tokenizer of")
+    tokenizer = _from_pretrained(AutoTokenizer, source, "tokenizer of")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # GPT-2-family tokenizers (and some GGUF conversions) define no pad token; batches need one, and
+        # padded positions are masked everywhere, so which id fills them does not matter
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_config(name: str, cache_dir=None):
