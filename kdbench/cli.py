@@ -74,7 +74,8 @@ def _cmd_run(args: list[str]) -> int:
     from kdbench.experiment import run
 
     path = run(cfg)
-    print(f"record: {path}")
+    if path is not None:  # None: a non-main process of a distributed run
+        print(f"record: {path}")
     return 0
 
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,7 +141,10 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
             "train_seconds": 0.0, "steps": 0, "loss_curve": []}
     parts = teacher_cache.weights_key_parts(cfg, identity, data)
     path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
-    with file_lock(path.with_name(f".{path.name}.lock"), log):  # concurrent runs fine-tune the teacher once
+    # Concurrent runs fine-tune the teacher once. The processes of one distributed run fine-tune it together
+    # (a lock would leave the others out of the collective step), and only the main process saves it.
+    lock = file_lock(path.with_name(f".{path.name}.lock"), log) if accelerator.num_processes == 1 else contextlib.nullcontext()
+    with lock:
         return _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts, path)
 
 
@@ -162,8 +166,10 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
                   regression=data.regression, desc=f"teacher {data.name}")
     model = accelerator.unwrap_model(model)
     meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve}
-    teacher_cache.save(path, model.cpu(), meta)
-    log(f"[{data.name}] fine-tuned teacher cached in {path}")
+    if accelerator.is_main_process:
+        teacher_cache.save(path, model.cpu(), meta)
+        log(f"[{data.name}] fine-tuned teacher cached in {path}")
+    accelerator.wait_for_everyone()
     return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
 
 
@@ -262,8 +268,9 @@ def _fmt(scores: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
-def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
-    """Train and score one method on the suite's tasks; returns the record's path.
+def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
+    """Train and score one method on the suite's tasks; returns the record's path (None on the non-main
+    processes of a distributed run, which write no record).
 
     `teachers` maps a teacher-weights key to the loaded (model, meta): a sweep passes one dict to every cell
     so that the teacher is loaded (or fine-tuned) once.
@@ -300,11 +307,14 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
     }
     accelerator = make_accelerator(cfg.device)
     record["device"] = {"type": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
-                        "torch_threads": torch.get_num_threads()}
+                        "torch_threads": torch.get_num_threads(), "processes": accelerator.num_processes}
+    main = accelerator.is_main_process
+    # The other processes of a distributed run compute the same record; theirs go to a scratch folder.
+    scratch = None if main else tempfile.TemporaryDirectory(prefix=f"kdbench-rank{accelerator.process_index}-")
     data_root = data_root_of(cfg)
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
     trained = None  # (training key, student, stats, task) of the last student trained
-    folder = Path(cfg.results_dir) / cfg.suite
+    folder = Path(cfg.results_dir if main else scratch.name) / cfg.suite
     created = [d for d in (folder.parent, folder) if not d.exists()]  # removed again if the run leaves nothing
     record["run_id"], path = reserve_record_path(folder, cfg.method, config)
     examples, examples_path = {}, examples_file(path)
@@ -336,8 +346,9 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
                 checkpoints.append(checkpoint)
                 # One process owns a checkpoint folder until its run ends (the kernel frees a dead holder's
                 # lock): an identical run started beside it waits, then trains anew from a cleared folder.
-                held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
-                _mark_superseded(checkpoint, record["run_id"], log)
+                if main:  # the main process alone writes checkpoints (the others would wait on its lock)
+                    held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
+                    _mark_superseded(checkpoint, record["run_id"], log)
                 student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log,
                                                 checkpoint, record["teacher"])
                 record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
@@ -372,7 +383,8 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
             record["status"] = "complete" if task_name == tasks[-1] else "partial"
             write_record(path, record)
             log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
-        for checkpoint in checkpoints:  # the record holds everything now; a re-run starts a new experiment
+        accelerator.wait_for_everyone()
+        for checkpoint in checkpoints if main else []:  # the record holds everything now; a re-run starts anew
             checkpoint.clear()
     except BaseException as e:
         if record["metrics"]:  # earlier tasks finished: keep their scores, say why the run stopped
@@ -394,4 +406,6 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path:
         raise
     finally:
         held.close()
-    return path
+        if scratch is not None:
+            scratch.cleanup()
+    return path if main else None

@@ -46,7 +46,7 @@ class TrainStats:
 
 def make_accelerator(device: str):
     """accelerate on the requested device; bf16 mixed precision on CUDA."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
 
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
@@ -54,7 +54,10 @@ def make_accelerator(device: str):
 
         raise KdbenchError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
     precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(cpu=not use_cuda, mixed_precision=precision)
+    # Under `accelerate launch` / torchrun every process takes its slice of each batch (split_batches):
+    # the optimizer step sees the same train.batch_size examples as a single process does.
+    return Accelerator(cpu=not use_cuda, mixed_precision=precision,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 def model_inputs(batch: dict) -> dict:
@@ -198,6 +201,11 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
            checkpoint, log, teacher_outputs) -> TrainStats:
     from transformers import get_linear_schedule_with_warmup
 
+    if cfg.batch_size % accelerator.num_processes:
+        from kdbench.errors import KdbenchError
+
+        raise KdbenchError(f"batch_size {cfg.batch_size} does not split over {accelerator.num_processes} processes;"
+                           f" choose a multiple of {accelerator.num_processes}")
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
@@ -265,6 +273,11 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         stats.steps = step
+        if accelerator.num_processes > 1:  # each process saw its slice: log the loss of the whole batch
+            names = sorted(step_parts)
+            mean = accelerator.reduce(torch.tensor([step_loss] + [step_parts[k] for k in names],
+                                                   device=accelerator.device), "mean").tolist()
+            step_loss, step_parts = mean[0], dict(zip(names, mean[1:]))
         window.append((step_loss, step_parts))
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             mean_loss = sum(w[0] for w in window) / len(window)
@@ -278,6 +291,9 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
                            window, accelerator, start)
     bar.close()
     stats.seconds = time.perf_counter() - start
+    if accelerator.num_processes > 1:  # each process counted its own slice of every batch
+        totals = accelerator.reduce(torch.tensor([stats.examples, stats.tokens], device=accelerator.device), "sum")
+        stats.examples, stats.tokens = (int(v) for v in totals.tolist())
     accelerator.free_memory()  # drop accelerate's references; the next task prepares new objects
     return stats
 
