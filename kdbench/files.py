@@ -35,3 +35,15 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Move a finished entry built in `tmp` into place: fsync its files, replace any old `target`, rename,
+    fsync the parent. After a crash the entry is either absent or whole."""
+    import shutil
+
+    fsync_tree(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    fsync_dir(target.parent)

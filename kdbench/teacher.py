@@ -26,7 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
-from kdbench.files import file_sha256, fsync_dir, fsync_tree
+from kdbench.files import file_sha256, replace_folder
 from kdbench.results import atomic_write_text
 
 RECIPE_VERSION = 1  # bump when the fine-tuning procedure changes
@@ -130,8 +130,4 @@ def save(path: Path, model, meta: dict) -> None:
     model.save_pretrained(tmp)
     files = {f.name: {"bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(tmp.iterdir()) if f.is_file()}
     (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=2))
-    fsync_tree(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
-    fsync_dir(path.parent)
+    replace_folder(tmp, path)

@@ -19,7 +19,6 @@ memory-mapped. An entry whose files do not match its manifest is reported and re
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdbench.files import file_sha256, fsync_dir, fsync_tree
+from kdbench.files import file_sha256, replace_folder
 from kdbench.locks import file_lock
 
 FORMAT = 1
@@ -151,11 +150,7 @@ def _write(folder: Path, parts: dict, arrays: dict[str, np.ndarray], seconds: fl
                        "sha256": file_sha256(path)}
     manifest = {"format": FORMAT, "key_parts": parts, "arrays": specs, "build_seconds": round(seconds, 2)}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    fsync_tree(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    fsync_dir(folder.parent)
+    replace_folder(tmp, folder)
 
 
 @torch.no_grad()

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import shutil
 import time
 from pathlib import Path
 
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
-from kdbench.files import file_sha256, fsync_dir, fsync_tree
+from kdbench.files import file_sha256, replace_folder
 
 
 def package_folder(package: str, install: str) -> Path:
@@ -72,9 +71,5 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         source = {"gguf_file": str(gguf_path), "gguf_sha256": sha, "seconds": round(time.perf_counter() - start, 2)}
         (tmp / "kdbench_source.json").write_text(json.dumps(source, indent=2))
-        fsync_tree(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-        fsync_dir(target.parent)
+        replace_folder(tmp, target)
     return target
