@@ -106,12 +106,12 @@ def _pair(kind: str):
 def _stepper(method_name: str, teacher, student, batch, params: dict | None = None):
     import kdbench.methods  # noqa: F401
     from kdbench.registry import METHODS
-    from kdbench.runner import make_step, model_inputs, output_flags, teacher_forward
+    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags, teacher_forward
 
     method = METHODS.get(method_name)
     p = method.make_params(params or {})
     needs = method.needs(p)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
+    optimizer = make_optimizer(list(student.parameters()), 1e-5, 0.01)  # as the runner builds it
 
     def step():
         teacher_out = None

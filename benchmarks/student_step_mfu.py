@@ -140,7 +140,7 @@ def runner_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> float:
 
 def bare_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> tuple[float, float, str]:
     """(tokens/s from the median step, median step seconds, the student's attention implementation)."""
-    from kdbench.runner import make_step, model_inputs, output_flags, teacher_forward
+    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags, teacher_forward
 
     teacher, needs, method, p = setup.teacher, setup.needs, setup.method, setup.params
     batch, length = shape
@@ -152,7 +152,7 @@ def bare_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> tuple[fl
     if state is not None:
         state = state.to(accelerator.device)
         params += list(state.parameters())
-    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    optimizer = make_optimizer(params, 1e-5, 0.01)  # as the runner builds it
     loader = loader_for(kind, batch, length, 1)
     data = {k: v.to(accelerator.device) for k, v in next(iter(loader)).items()}
     cuda = accelerator.device.type == "cuda"

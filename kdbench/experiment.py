@@ -215,10 +215,14 @@ def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accel
                                       kind, k, temperature)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
-    features, collate = loader.dataset.features, loader.collate_fn.collate
-    store, meta = teacher_outputs.load_or_build(
-        folder, parts, lambda: teacher_outputs.compute(teacher, features, collate, kind, k, temperature, accelerator,
-                                                       cfg.train.batch_size), lambda m: log(f"[{data.name}] {m}"))
+    features = loader.dataset.features
+    if lm:
+        layout = teacher_outputs.Layout("topk", tuple(len(f["input_ids"]) for f in features), k=k,
+                                        temperature=temperature)
+    else:
+        layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features),
+                                        classes=teacher.config.num_labels)
+    store, meta = teacher_outputs.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
     return store, {"used": True, "kind": kind, **({"k": k} if lm else {}), **meta}
 
 
@@ -242,6 +246,11 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
                   desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log,
                   teacher_outputs=outputs)
+    if outputs is not None:
+        outputs.close()
+        outputs_meta.update(outputs.meta(), hit=outputs.stats.rows_filled == 0)
+        log(f"[{data.name}] teacher outputs: {outputs.stats.rows_read} examples read from the cache,"
+            f" {outputs.stats.rows_filled} computed and stored ({outputs.stats.fill_seconds:.1f} s)")
     stats.teacher_outputs = outputs_meta
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+from torch.profiler import record_function
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -60,6 +61,20 @@ def make_accelerator(device: str):
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
+def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with PyTorch's fused kernel: one pass over each parameter instead of one per operation.
+
+    Measured with benchmarks/profile_loop.py: the default (per-tensor) AdamW was 36% of a GLUE student step
+    on the CPU, most of it the word-embedding table's update; fused it is 11x faster on this machine
+    (4.5 vs 49.9 ms per step for the 15.6M-parameter student). Same update rule, to float rounding.
+    Devices without a fused kernel get the default implementation.
+    """
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:  # a device or dtype the fused kernel does not cover
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids", "position_ids")}
 
@@ -97,6 +112,11 @@ def output_flags(needs: frozenset) -> dict:
 def teacher_forward(teacher, batch: dict, needs: frozenset):
     """The teacher's outputs for one batch, never tracked by autograd."""
     return teacher(**model_inputs(batch), **output_flags(needs))
+
+
+def _teacher_logits(teacher, batch: dict, accelerator) -> torch.Tensor:
+    with accelerator.autocast():
+        return teacher_forward(teacher, batch, frozenset({"logits"})).logits
 
 
 def _non_finite(what: str, step: int, batch_index: int, value, parts: dict, policy: str) -> str:
@@ -189,7 +209,7 @@ def train(
     and raises `stop_signals.Interrupted`.
 
     With `teacher_outputs` (kdbench.teacher_outputs.TeacherOutputs) the teacher's outputs for each batch
-    are read from that cache by example index instead of running `teacher`.
+    are read from that cache by example index; `teacher` runs only for examples not cached yet.
     """
     with stop_signals.deferred():
         return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
@@ -207,7 +227,7 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         raise KdbenchError(f"batch_size {cfg.batch_size} does not split over {accelerator.num_processes} processes;"
                            f" choose a multiple of {accelerator.num_processes}")
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
     if extra is not None:
@@ -233,24 +253,29 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         # grad_accum micro-batches per optimizer step, each weighted 1/grad_accum (as HF Trainer does)
         step_loss, step_parts, bad = 0.0, {}, None
         for _ in range(cfg.grad_accum):
-            batch = next(batches)
+            with record_function("kdbench/data"):
+                batch = next(batches)
             batch_index += 1
             teacher_out = None
             if teacher_outputs is not None or teacher is not None:
                 t0 = time.perf_counter()
-                if teacher_outputs is not None:
-                    teacher_out = teacher_outputs.batch(batch)
+                if teacher_outputs is not None:  # unfilled rows run the teacher once and are stored
+                    with record_function("kdbench/teacher_cache_read"):
+                        teacher_out = teacher_outputs.batch(batch, lambda b: _teacher_logits(teacher, b, accelerator))
                 else:
-                    with accelerator.autocast():  # bf16 on CUDA, like the student
+                    with accelerator.autocast(), record_function("kdbench/teacher_forward"):  # bf16 on CUDA
                         teacher_out = teacher_forward(teacher, batch, needs)
                 stats.teacher_seconds += time.perf_counter() - t0
             with accelerator.autocast():
-                student_out = model(**model_inputs(batch), **output_flags(needs))
-                loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
+                with record_function("kdbench/student_forward"):
+                    student_out = model(**model_inputs(batch), **output_flags(needs))
+                with record_function("kdbench/loss"):
+                    loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
             if not torch.isfinite(loss.detach()):
                 bad = _non_finite("loss", step, batch_index, loss, parts, nan_policy)
                 continue
-            accelerator.backward(loss / cfg.grad_accum)
+            with record_function("kdbench/backward"):
+                accelerator.backward(loss / cfg.grad_accum)
             step_loss += float(loss.detach()) / cfg.grad_accum
             for k, v in parts.items():
                 step_parts[k] = step_parts.get(k, 0.0) + v / cfg.grad_accum
@@ -258,7 +283,8 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
             stats.tokens += int(batch["attention_mask"].sum())
         if bad is None:
             # the total norm (clip at inf = measure only) is the cheap check that every gradient is finite
-            norm = accelerator.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            with record_function("kdbench/clip_grad_norm"):
+                norm = accelerator.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
             if norm is not None and not math.isfinite(float(norm)):
                 bad = _non_finite("gradient norm", step, batch_index, norm, step_parts, nan_policy)
         if bad is not None:  # nan_policy=skip: no update from this step
@@ -269,9 +295,10 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
             _checkpoint_if_due(checkpoint, step, cfg.max_steps, batch_index, model, extra, optimizer, schedule, stats,
                                window, accelerator, start)
             continue
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        with record_function("kdbench/optimizer"):
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
         stats.steps = step
         if accelerator.num_processes > 1:  # each process saw its slice: log the loss of the whole batch
             names = sorted(step_parts)

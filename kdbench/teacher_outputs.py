@@ -1,4 +1,4 @@
-"""The teacher-output cache: the teacher's logits on the training set, computed once, reused by every
+"""The teacher-output cache: the teacher's logits on the training set, kept on disk and reused by every
 method and seed that trains on the same data (`teacher_cache=false` turns it off).
 
 What is stored, per training example (looked up through the batch's `example_index`):
@@ -9,27 +9,40 @@ What is stored, per training example (looked up through the batch's `example_ind
   tail bucket (the exact KL of the (top-k, rest) coarsening; equal to the dense KL when k = V).
 Hidden states and attentions are not cached: methods that need them (fakd) run the teacher live.
 
+Filled lazily. A run draws only `max_steps × batch_size` examples (9,600 of SST-2's 67,349 by default), so
+the entry is created with room for every example and filled the first time an example is drawn: the
+training batch goes through the teacher once, its rows are written, and from then on every method and
+seed reads them. The first run costs what a live teacher costs; no run pays for rows it never draws.
+
+Layout (a folder): `manifest.json` (key parts, array dtypes/shapes/byte sizes, the sha256 of the
+immutable `offsets`), the arrays as `.npy` files opened memory-mapped (created sparse), and `row_hash`
+`(N,)` uint64: a 64-bit BLAKE2b of each example's stored bytes, 0 while the example is unfilled. Every
+read re-hashes the rows it returns: a row whose bytes do not match its hash (a torn write, a flipped bit,
+a crash between data and hash) is reported and recomputed, never read. A missing or resized array or an
+unreadable manifest is reported and the entry is created anew. Runs in several processes fill disjoint
+rows of one entry (identical rows race harmlessly: each write is re-verified by its hash).
+
 Key (kdbench.teacher.teacher_key of `key_parts`): the fine-tuned teacher's weights key (teacher hash,
 task, training data, fine-tuning budget), the tokenizer, the training data's sha256 and row limit,
-train.max_length, and for LMs k and T. An entry is a folder, written under a temporary name, fsynced and
-renamed, with manifest.json listing every array's dtype, shape, byte size and sha256. Arrays are opened
-memory-mapped. An entry whose files do not match its manifest is reported and rebuilt, never read.
+train.max_length, and for LMs k, T and the padding side.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from kdbench.files import file_sha256, replace_folder
+from kdbench.files import replace_folder
 from kdbench.locks import file_lock
 
-FORMAT = 1
+FORMAT = 2
 
 
 def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temperature: float) -> dict:
@@ -59,44 +72,154 @@ class DenseTeacher:
     logits: torch.Tensor  # (B, C)
 
 
-class TeacherOutputs:
-    """An intact cache entry, memory-mapped; `batch(batch)` gives the teacher outputs for a training batch."""
+@dataclass(frozen=True)
+class Layout:
+    """What an entry holds: `kind` "logits" (classes per example) or "topk" (k per real token)."""
 
-    def __init__(self, folder: Path, manifest: dict):
-        self.folder, self.manifest = folder, manifest
-        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in manifest["arrays"]}
+    kind: str
+    lengths: tuple[int, ...]  # real tokens per training example, in dataset order
+    classes: int = 0  # "logits": C
+    k: int = 0  # "topk"
+    temperature: float = 1.0  # "topk": T of the stored log-sum-exp
+
+    def offsets(self) -> np.ndarray:
+        offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(self.lengths)
+        return offsets
+
+    def arrays(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        n, tokens = len(self.lengths), int(sum(self.lengths))
+        if self.kind == "logits":
+            return {"logits": ("float32", (n, self.classes)), "row_hash": ("uint64", (n,))}
+        return {"values": ("float16", (tokens, self.k)), "indices": ("int32", (tokens, self.k)),
+                "lse": ("float32", (tokens,)), "row_hash": ("uint64", (n,))}
+
+
+@dataclass
+class FillStats:
+    rows_read: int = 0  # rows found in the cache when first needed
+    rows_filled: int = 0  # rows computed by the teacher and written
+    rows_damaged: int = 0  # rows whose bytes did not match their hash (recomputed)
+    fill_seconds: float = 0.0
+    damaged_examples: list = field(default_factory=list)
+
+
+def _row_hash(*parts: np.ndarray) -> int:
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return int.from_bytes(digest.digest(), "little") | 1  # never 0: 0 marks an unfilled row
+
+
+class TeacherOutputs:
+    """An entry, memory-mapped for reading and writing; `batch(batch, run_teacher)` gives the teacher
+    outputs for a training batch, running `run_teacher(batch)` → logits only when a row is unfilled."""
+
+    def __init__(self, folder: Path, manifest: dict, layout: Layout, log=print):
+        self.folder, self.manifest, self.layout, self.log = folder, manifest, layout, log
+        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r+") for name in manifest["arrays"]}
+        self.offsets = layout.offsets()
+        self.stats = FillStats()
+        self._seen: set[int] = set()  # examples counted in rows_read/rows_filled already
 
     @property
     def kind(self) -> str:
-        return "logits" if "logits" in self.arrays else "topk"
+        return self.layout.kind
 
-    def batch(self, batch: dict):
+    def _rows(self, i: int) -> tuple[np.ndarray, ...]:
+        if self.kind == "logits":
+            return (self.arrays["logits"][i],)
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.arrays["values"][lo:hi], self.arrays["indices"][lo:hi], self.arrays["lse"][lo:hi]
+
+    def _intact(self, i: int) -> bool | None:
+        """True: filled and intact; None: not filled yet; False: filled but damaged."""
+        stored = int(self.arrays["row_hash"][i])
+        if stored == 0:
+            return None
+        return _row_hash(*self._rows(i)) == stored
+
+    def batch(self, batch: dict, run_teacher: Callable[[dict], torch.Tensor]):
         index = batch["example_index"].cpu().tolist()
+        missing = []
+        for row, i in enumerate(index):
+            state = self._intact(i)
+            if state is False:
+                self.stats.rows_damaged += 1
+                if len(self.stats.damaged_examples) < 10:
+                    self.stats.damaged_examples.append(i)
+                self.log(f"teacher-output cache {self.folder}: example {i} does not match its hash; recomputing it")
+            if state is not True:
+                missing.append(row)
+            elif i not in self._seen:
+                self.stats.rows_read += 1
+            self._seen.add(i)
+        if missing:
+            start = time.perf_counter()
+            with torch.no_grad():
+                logits = run_teacher(batch).float()
+            self._write(batch, logits, missing, index)
+            self.stats.rows_filled += len(missing)
+            self.stats.fill_seconds += time.perf_counter() - start
+        return self._read(batch, index)
+
+    def _write(self, batch: dict, logits: torch.Tensor, rows: list[int], index: list[int]) -> None:
+        mask = batch["attention_mask"].bool()
+        for row in rows:
+            i = index[row]
+            if self.kind == "logits":
+                self.arrays["logits"][i] = logits[row].cpu().numpy()
+            else:
+                z = logits[row][mask[row]]  # (L, V): the real tokens in order, left- or right-padded
+                if z.shape[0] != self.layout.lengths[i]:
+                    raise RuntimeError(f"example {i} has {z.shape[0]} real tokens, the cache expects"
+                                       f" {self.layout.lengths[i]}")
+                top = z.topk(self.layout.k, dim=-1)
+                lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+                self.arrays["values"][lo:hi] = top.values.half().cpu().numpy()
+                self.arrays["indices"][lo:hi] = top.indices.int().cpu().numpy()
+                self.arrays["lse"][lo:hi] = torch.logsumexp(z / self.layout.temperature, dim=-1).cpu().numpy()
+            self.arrays["row_hash"][i] = _row_hash(*self._rows(i))  # after the data: a torn write never verifies
+
+    def _read(self, batch: dict, index: list[int]):
         device = batch["input_ids"].device
         if self.kind == "logits":
-            return DenseTeacher(torch.from_numpy(np.ascontiguousarray(self.arrays["logits"][index])).to(device))
+            return DenseTeacher(torch.from_numpy(np.array(self.arrays["logits"][index])).to(device))
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
-        k = self.arrays["values"].shape[1]
+        k = self.layout.k
         values = torch.zeros(B, T, k, dtype=torch.float16)
         indices = torch.zeros(B, T, k, dtype=torch.long)
         lse = torch.zeros(B, T, dtype=torch.float32)
-        offsets = self.arrays["offsets"]
         for row, i in enumerate(index):
-            lo, hi = int(offsets[i]), int(offsets[i + 1])
             where = mask[row].nonzero().squeeze(-1)  # the real tokens, left- or right-padded
-            values[row, where] = torch.from_numpy(np.array(self.arrays["values"][lo:hi]))  # copies off the map
-            indices[row, where] = torch.from_numpy(self.arrays["indices"][lo:hi].astype(np.int64))
-            lse[row, where] = torch.from_numpy(np.array(self.arrays["lse"][lo:hi]))
+            v, ids, s = self._rows(i)
+            values[row, where] = torch.from_numpy(np.array(v))  # copies off the map
+            indices[row, where] = torch.from_numpy(ids.astype(np.int64))
+            lse[row, where] = torch.from_numpy(np.array(s))
         return SparseTeacher(values.to(device), indices.to(device), lse.to(device))
+
+    def close(self) -> None:
+        """Flush the filled rows to disk (the hashes catch anything a crash leaves half-written)."""
+        for array in self.arrays.values():
+            array.flush()
+
+    def meta(self) -> dict:
+        filled = int(np.count_nonzero(self.arrays["row_hash"]))
+        return {"rows_read": self.stats.rows_read, "rows_filled": self.stats.rows_filled,
+                "rows_damaged": self.stats.rows_damaged, "fill_s": round(self.stats.fill_seconds, 2),
+                "rows_in_entry": filled, "rows_total": len(self.layout.lengths), "folder": str(self.folder)}
 
 
 def entry_folder(cache_dir: Path, task: str, key: str) -> Path:
     return cache_dir / "teacher_outputs" / f"{task}-{key}"
 
 
-def check(folder: Path) -> tuple[dict | None, str | None]:
-    """(manifest, None) for an intact entry, (None, None) for none, (None, problem) for a damaged one."""
+def check(folder: Path, layout: Layout) -> tuple[dict | None, str | None]:
+    """(manifest, None) for a usable entry, (None, None) for none, (None, problem) for a damaged one.
+
+    Checks what does not change after creation: the manifest, every array's presence, dtype, shape and byte
+    size, and the offsets. Rows are checked one by one when read (their hashes)."""
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
         return None, ("no manifest.json" if folder.exists() else None)
@@ -105,85 +228,63 @@ def check(folder: Path) -> tuple[dict | None, str | None]:
         arrays = manifest["arrays"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, "manifest.json is unreadable"
+    expected = layout.arrays()
+    if sorted(arrays) != sorted(expected):
+        return None, f"it holds {sorted(arrays)}, expected {sorted(expected)}"
+    if manifest.get("offsets_sha256") != _offsets_sha256(layout):
+        return None, "its example lengths do not match the training data"
     for name, spec in arrays.items():
         path = folder / f"{name}.npy"
         if not path.is_file():
             return None, f"{name}.npy is missing"
         if path.stat().st_size != spec["bytes"]:
             return None, f"{name}.npy has {path.stat().st_size} bytes, the manifest says {spec['bytes']}"
-        if file_sha256(path) != spec["sha256"]:
-            return None, f"{name}.npy does not match its sha256"
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            return None, f"{name}.npy is unreadable ({e})"
+        dtype, shape = expected[name]
+        if str(array.dtype) != dtype or list(array.shape) != list(shape):
+            return None, f"{name}.npy is {array.dtype} {list(array.shape)}, expected {dtype} {list(shape)}"
     return manifest, None
 
 
-def load_or_build(folder: Path, parts: dict, build, log=print) -> tuple[TeacherOutputs, dict]:
-    """The entry at `folder`, built by `build()` → dict of arrays when missing or damaged; with its meta."""
-    manifest, problem = check(folder)
-    if manifest is not None:
-        log(f"teacher outputs from cache {folder}")
-        return TeacherOutputs(folder, manifest), {"hit": True, "build_s": 0.0, "folder": str(folder)}
-    with file_lock(folder.with_name(f".{folder.name}.lock"), log):  # one process builds, the others wait
-        manifest, problem = check(folder)
-        if manifest is not None:
-            log(f"teacher outputs from cache {folder}")
-            return TeacherOutputs(folder, manifest), {"hit": True, "build_s": 0.0, "folder": str(folder)}
-        if problem:
-            log(f"teacher-output cache {folder} is damaged ({problem}): rebuilding it")
-        start = time.perf_counter()
-        arrays = build()
-        seconds = time.perf_counter() - start
-        _write(folder, parts, arrays, seconds)
-        log(f"teacher outputs computed in {seconds:.1f} s, cached in {folder}")
-        manifest, problem = check(folder)
-        assert manifest is not None, problem
-        return TeacherOutputs(folder, manifest), {"hit": False, "build_s": round(seconds, 2), "folder": str(folder)}
+def _offsets_sha256(layout: Layout) -> str:
+    return hashlib.sha256(layout.offsets().tobytes()).hexdigest()
 
 
-def _write(folder: Path, parts: dict, arrays: dict[str, np.ndarray], seconds: float) -> None:
+def open_entry(folder: Path, parts: dict, layout: Layout, log=print) -> tuple[TeacherOutputs, dict]:
+    """The entry at `folder`, created empty (sparse files) when missing or damaged; with its meta."""
+    manifest, problem = check(folder, layout)
+    if manifest is None:
+        with file_lock(folder.with_name(f".{folder.name}.lock"), log):  # one process creates, the others wait
+            manifest, problem = check(folder, layout)
+            if manifest is None:
+                if problem:
+                    log(f"teacher-output cache {folder} is damaged ({problem}): creating it anew")
+                _create(folder, parts, layout)
+                manifest, problem = check(folder, layout)
+                assert manifest is not None, problem
+    store = TeacherOutputs(folder, manifest, layout, log)
+    filled = int(np.count_nonzero(store.arrays["row_hash"]))
+    log(f"teacher outputs cached in {folder}: {filled} of {len(layout.lengths)} examples filled;"
+        " the rest are computed when first drawn")
+    return store, {"rows_in_entry_at_start": filled}
+
+
+def _create(folder: Path, parts: dict, layout: Layout) -> None:
     tmp = folder.with_name(f".{folder.name}.tmp-{time.time_ns()}")
     tmp.mkdir(parents=True)
     specs = {}
-    for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", array)
+    for name, (dtype, shape) in layout.arrays().items():
         path = tmp / f"{name}.npy"
-        specs[name] = {"dtype": str(array.dtype), "shape": list(array.shape), "bytes": path.stat().st_size,
-                       "sha256": file_sha256(path)}
-    manifest = {"format": FORMAT, "key_parts": parts, "arrays": specs, "build_seconds": round(seconds, 2)}
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)  # zeros, sparse on disk
+        array.flush()
+        del array
+        specs[name] = {"dtype": dtype, "shape": list(shape), "bytes": path.stat().st_size}
+    manifest = {"format": FORMAT, "key_parts": parts, "kind": layout.kind, "arrays": specs,
+                "offsets_sha256": _offsets_sha256(layout), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                       time.gmtime())}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     replace_folder(tmp, folder)
 
-
-@torch.no_grad()
-def compute(teacher, features: list[dict], collate, kind: str, k: int, temperature: float, accelerator,
-            batch_size: int = 32) -> dict[str, np.ndarray]:
-    """The arrays of an entry: the teacher run over `features` in order, `batch_size` at a time."""
-    from tqdm.auto import tqdm
-
-    from kdbench.runner import model_inputs
-
-    teacher = teacher.to(accelerator.device).eval()
-    logits_rows, values, indices, lse, lengths = [], [], [], [], []
-    import sys
-
-    batches = range(0, len(features), batch_size)
-    for start in tqdm(batches, desc="teacher outputs", unit="batch", leave=False,
-                      mininterval=0.5 if sys.stderr.isatty() else 30):
-        batch = {key: v.to(accelerator.device) for key, v in collate(features[start:start + batch_size]).items()}
-        with accelerator.autocast():
-            logits = teacher(**model_inputs(batch)).logits.float()
-        if kind == "logits":
-            logits_rows.append(logits.cpu())
-            continue
-        for row in range(logits.shape[0]):
-            z = logits[row][batch["attention_mask"][row].bool()]  # (L, V): the real tokens in order
-            top = z.topk(k, dim=-1)
-            values.append(top.values.half().cpu())
-            indices.append(top.indices.int().cpu())
-            lse.append(torch.logsumexp(z / temperature, dim=-1).cpu())
-            lengths.append(z.shape[0])
-    if kind == "logits":
-        return {"logits": torch.cat(logits_rows).numpy()}
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(lengths)
-    return {"values": torch.cat(values).numpy(), "indices": torch.cat(indices).numpy(),
-            "lse": torch.cat(lse).numpy(), "offsets": offsets}

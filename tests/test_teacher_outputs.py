@@ -35,11 +35,21 @@ def lm_features(n=10):
     return rows
 
 
-def build(tmp_path, teacher, features, collate, kind, k, temperature=1.0, name="entry"):
-    folder = tmp_path / name
-    arrays = lambda: teacher_outputs.compute(teacher, features, collate, kind, k, temperature,  # noqa: E731
-                                             make_accelerator("cpu"), batch_size=4)
-    return teacher_outputs.load_or_build(folder, {"test": name}, arrays, log=lambda m: None)
+def run_teacher(teacher, calls=None):
+    def run(batch):
+        if calls is not None:
+            calls.append(batch["example_index"].tolist())
+        return teacher(**model_inputs(batch)).logits
+    return run
+
+
+def layout_of(features, kind, k, temperature=1.0, classes=0):
+    lengths = tuple(len(f["input_ids"]) for f in features)
+    return teacher_outputs.Layout(kind, lengths, classes=classes, k=k, temperature=temperature)
+
+
+def open_store(tmp_path, layout, name="entry", log=None):
+    return teacher_outputs.open_entry(tmp_path / name, {"test": name}, layout, log or (lambda m: None))[0]
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -47,31 +57,32 @@ def test_sparse_kd_from_the_cache_equals_dense_kd_at_k_equals_v(tmp_path, side):
     teacher, student = tiny_lm(0), tiny_lm(1)
     features = lm_features()
     collate = LMCollator(0, side)
-    store, meta = build(tmp_path, teacher, features, collate, "topk", k=VOCAB, temperature=2.0)
-    assert meta["hit"] is False and store.kind == "topk"
+    store = open_store(tmp_path, layout_of(features, "topk", VOCAB, 2.0))
     params = KDParams(temperature=2.0, alpha=1.0)
-    for batch in train_loader(features, collate, 4, seed=0):
-        out = student(**model_inputs(batch))
-        with torch.no_grad():
-            live = teacher(**model_inputs(batch))
-        cached = store.batch(batch)
-        sparse, _ = kd_loss(make_step(out, cached, batch, False), params)
-        dense, _ = kd_loss(make_step(out, live, batch, False), params)
-        # the only difference: the cache keeps the teacher's logits in fp16 (relative rounding <= 2^-11);
-        # sparse_forward_kl itself equals the dense KL at k = V to 1e-5 in fp32 (test_chunked_losses.py)
-        torch.testing.assert_close(sparse, dense, rtol=1e-3, atol=1e-6)
-        grad_sparse = torch.autograd.grad(sparse, out.logits, retain_graph=True)[0]
-        grad_dense = torch.autograd.grad(dense, out.logits)[0]
-        torch.testing.assert_close(grad_sparse, grad_dense, rtol=1e-3, atol=1e-6)
+    for _ in range(2):  # the first pass fills the entry, the second reads it
+        for batch in train_loader(features, collate, 4, seed=0):
+            out = student(**model_inputs(batch))
+            with torch.no_grad():
+                live = teacher(**model_inputs(batch))
+            cached = store.batch(batch, run_teacher(teacher))
+            sparse, _ = kd_loss(make_step(out, cached, batch, False), params)
+            dense, _ = kd_loss(make_step(out, live, batch, False), params)
+            # the only difference: the cache keeps the teacher's logits in fp16 (relative rounding <= 2^-11);
+            # sparse_forward_kl itself equals the dense KL at k = V to 1e-5 in fp32 (test_chunked_losses.py)
+            torch.testing.assert_close(sparse, dense, rtol=1e-3, atol=1e-6)
+            grad_sparse = torch.autograd.grad(sparse, out.logits, retain_graph=True)[0]
+            grad_dense = torch.autograd.grad(dense, out.logits)[0]
+            torch.testing.assert_close(grad_sparse, grad_dense, rtol=1e-3, atol=1e-6)
+    assert store.stats.rows_filled == len(features) and store.stats.rows_read == 0
 
 
 def test_top_k_below_v_keeps_the_exact_top_k_and_the_full_lse(tmp_path):
     teacher = tiny_lm(0)
     features = lm_features(4)
-    store, _ = build(tmp_path, teacher, features, LMCollator(0, "right"), "topk", k=5, temperature=1.5)
+    store = open_store(tmp_path, layout_of(features, "topk", 5, 1.5))
     batch = LMCollator(0, "right")(features)
     batch["example_index"] = torch.arange(len(features))
-    cached = store.batch(batch)
+    cached = store.batch(batch, run_teacher(teacher))
     with torch.no_grad():
         logits = teacher(**model_inputs(batch)).logits
     real = batch["attention_mask"].bool()
@@ -81,45 +92,99 @@ def test_top_k_below_v_keeps_the_exact_top_k_and_the_full_lse(tmp_path):
     torch.testing.assert_close(cached.lse[real], torch.logsumexp(logits / 1.5, -1)[real], rtol=1e-5, atol=1e-5)
 
 
-def test_classification_entries_hold_the_live_logits(tmp_path):
+def classifier():
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    teacher = BertForSequenceClassification(BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1,
-                                                       num_attention_heads=2, intermediate_size=32)).eval()
+    return BertForSequenceClassification(BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32)).eval()
+
+
+def test_classification_entries_hold_the_live_logits(tmp_path):
+    teacher = classifier()
     features = [{"input_ids": [1] + list(range(2, 4 + i)), "labels": i % 2} for i in range(9)]
-    store, _ = build(tmp_path, teacher, features, Collator(0, False), "logits", k=0)
-    for batch in train_loader(features, Collator(0, False), 4, seed=1):
-        with torch.no_grad():
-            live = teacher(**model_inputs(batch)).logits
-        torch.testing.assert_close(store.batch(batch).logits, live, rtol=1e-5, atol=1e-6)
+    store = open_store(tmp_path, layout_of(features, "logits", 0, classes=2))
+    for _ in range(2):
+        for batch in train_loader(features, Collator(0, False), 4, seed=1):
+            with torch.no_grad():
+                live = teacher(**model_inputs(batch)).logits
+            torch.testing.assert_close(store.batch(batch, run_teacher(teacher)).logits, live, rtol=1e-5, atol=1e-6)
+    assert store.stats.rows_filled == 9
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "manifest"])
-def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path, damage):
+def test_rows_are_filled_when_first_drawn_and_read_afterwards(tmp_path):
+    teacher, features, collate = tiny_lm(0), lm_features(10), LMCollator(0, "right")
+    layout = layout_of(features, "topk", 5)
+    calls = []
+    first = open_store(tmp_path, layout)
+    batches = list(train_loader(features, collate, 4, seed=3))
+    out_first = first.batch(batches[0], run_teacher(teacher, calls))
+    first.close()
+    assert calls == [batches[0]["example_index"].tolist()]  # only the drawn examples went through the teacher
+    assert first.meta()["rows_in_entry"] == 4 and first.meta()["rows_total"] == 10
+    second = open_store(tmp_path, layout)  # another run (method, seed) on the same entry
+    out_second = second.batch(batches[0], run_teacher(teacher, calls))
+    assert len(calls) == 1 and second.stats.rows_read == 4 and second.stats.rows_filled == 0
+    assert torch.equal(out_first.topk_values, out_second.topk_values)
+    assert torch.equal(out_first.lse, out_second.lse)
+    second.batch(batches[1], run_teacher(teacher, calls))
+    assert len(calls) == 2 and second.stats.rows_filled == len(batches[1]["example_index"])
+
+
+@pytest.mark.parametrize("kind", ["topk", "logits"])
+def test_a_damaged_row_is_detected_and_recomputed_never_read(tmp_path, kind):
+    if kind == "topk":
+        teacher, features, collate = tiny_lm(0), lm_features(4), LMCollator(0, "right")
+        layout, target = layout_of(features, "topk", 5), "values.npy"
+    else:
+        teacher, collate = classifier(), Collator(0, False)
+        features = [{"input_ids": [1, 2, 3 + i], "labels": i % 2} for i in range(4)]
+        layout, target = layout_of(features, "logits", 0, classes=2), "logits.npy"
+    batch = collate(features)
+    batch["example_index"] = torch.arange(4)
+    store = open_store(tmp_path, layout)
+    good = store.batch(batch, run_teacher(teacher))
+    store.close()
+    del store
+    path = tmp_path / "entry" / target
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # inside the last example's stored bytes
+    path.write_bytes(bytes(data))
+    messages, calls = [], []
+    again = open_store(tmp_path, layout, log=messages.append)
+    out = again.batch(batch, run_teacher(teacher, calls))
+    assert again.stats.rows_damaged == 1 and again.stats.damaged_examples == [3]
+    assert calls == [[0, 1, 2, 3]] and any("does not match its hash" in m for m in messages)
+    for name in ("topk_values", "topk_indices", "lse") if kind == "topk" else ("logits",):
+        assert torch.equal(getattr(out, name), getattr(good, name))  # recomputed, not the flipped bytes
+    assert again.stats.rows_filled == 1 and again.stats.rows_read == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "manifest", "other lengths"])
+def test_a_damaged_entry_is_detected_and_created_anew(tmp_path, damage):
     teacher, features, collate = tiny_lm(0), lm_features(4), LMCollator(0, "right")
-    build(tmp_path, teacher, features, collate, "topk", k=5)
+    layout = layout_of(features, "topk", 5)
+    batch = collate(features)
+    batch["example_index"] = torch.arange(4)
+    store = open_store(tmp_path, layout)
+    store.batch(batch, run_teacher(teacher))
+    store.close()
+    del store
     target = tmp_path / "entry" / "values.npy"
-    if damage == "flip":
-        data = bytearray(target.read_bytes())
-        data[-1] ^= 1
-        target.write_bytes(bytes(data))
-    elif damage == "truncate":
+    if damage == "truncate":
         target.write_bytes(target.read_bytes()[:-8])
     elif damage == "delete":
         target.unlink()
-    else:
+    elif damage == "manifest":
         (tmp_path / "entry" / "manifest.json").write_text("{")
-    manifest, problem = teacher_outputs.check(tmp_path / "entry")
+    else:  # the same key but other example lengths (data changed under an identical key): never misaligned
+        layout = layout_of(lm_features(5), "topk", 5)
+    manifest, problem = teacher_outputs.check(tmp_path / "entry", layout)
     assert manifest is None and problem
-    messages, calls = [], []
-
-    def arrays():
-        calls.append(1)
-        return teacher_outputs.compute(teacher, features, collate, "topk", 5, 1.0, make_accelerator("cpu"), 4)
-    store, meta = teacher_outputs.load_or_build(tmp_path / "entry", {}, arrays, log=messages.append)
-    assert calls == [1] and meta["hit"] is False and "damaged" in messages[0]
-    assert teacher_outputs.check(tmp_path / "entry")[0] is not None
+    messages = []
+    again = open_store(tmp_path, layout, log=messages.append)
+    assert "damaged" in messages[0] and again.meta()["rows_in_entry"] == 0
+    assert teacher_outputs.check(tmp_path / "entry", layout)[0] is not None
 
 
 class Tokenizer:
@@ -156,17 +221,16 @@ def test_runs_reuse_the_outputs_and_teacher_cache_false_runs_the_teacher(tmp_pat
     base = ["suite=perplexity_tiny", "method=kd", "teacher_cache_k=16", f"data_dir={data_root}",
             f"results_dir={tmp_path}", f"cache_dir={cache_dir}"]
     assert main(["run", *base, "seed=1"]) == 0
-    assert main(["run", *base, "seed=2"]) == 0
-    assert main(["run", *base, "seed=2", "teacher_cache=false"]) == 0
-    assert main(["run", *base, "seed=2", "method.divergence=rkl"]) == 0
-    err = capsys.readouterr().out
+    assert main(["run", *base, "seed=1", "method.alpha=0.9"]) == 0  # another method, the same examples drawn
+    assert main(["run", *base, "seed=1", "teacher_cache=false"]) == 0
+    assert main(["run", *base, "seed=1", "method.divergence=rkl"]) == 0
+    out = capsys.readouterr().out
     records = sorted((json.loads(p.read_text()) for p in (tmp_path / "perplexity_tiny").glob("*.json")),
                      key=lambda r: r["created_at"] + r["run_id"])
     used = [r["teacher_outputs"]["wikitext2"] for r in records]
-    assert [u["used"] for u in used].count(True) == 2
-    hits = [u.get("hit") for u in used if u["used"]]
-    assert sorted(hits) == [False, True] or hits == [True, True]  # a warm session cache may already hold it
-    assert {u.get("why") for u in used if not u["used"]} == {"teacher_cache=false",
-                                                            "kd with these params needs the dense LM teacher"}
-    assert "teacher outputs from cache" in err
+    assert [u["used"] for u in used] == [True, True, False, False]
+    assert used[1]["hit"] is True and used[1]["rows_filled"] == 0 and used[1]["rows_read"] > 0
+    assert used[1]["rows_read"] == used[0]["rows_read"] + used[0]["rows_filled"]
+    assert {u.get("why") for u in used[2:]} == {"teacher_cache=false", "kd with these params needs the dense LM teacher"}
+    assert "examples read from the cache, 0 computed" in out
     assert all(r["status"] == "complete" for r in records)
