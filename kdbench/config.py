@@ -126,6 +126,8 @@ class RunConfig:
     resume: bool = True  # resume an interrupted training from its checkpoint; false: start over
     teacher_cache: bool = True  # reuse the teacher's cached outputs on the training set (kdbench.teacher_outputs)
     teacher_cache_k: int = 64  # causal LMs: top-k logits kept per token (plus the logsumexp for the tail)
+    teacher_placement: str = "device"  # device | auto: spread over GPUs, CPU memory, disk (kdbench.models.placement)
+    teacher_max_memory: str = ""  # with teacher_placement=auto: "0=30GiB,cpu=100GiB"; empty = what is free
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -141,6 +143,12 @@ class RunConfig:
             raise KdbenchError(f"teacher_cache_k must be >= 1, got {self.teacher_cache_k}")
         if self.checkpoint_every < 0:
             raise KdbenchError(f"checkpoint_every must be >= 0 (0: only after the last step), got {self.checkpoint_every}")
+        from kdbench.models.placement import PLACEMENTS, parse_max_memory
+
+        if self.teacher_placement not in PLACEMENTS:
+            raise KdbenchError(f"unknown teacher_placement {self.teacher_placement!r};"
+                               f" {did_you_mean(self.teacher_placement, list(PLACEMENTS))}")
+        parse_max_memory(self.teacher_max_memory)  # a malformed limit fails here, before any work
 
     def to_dict(self) -> dict:
         """The fully resolved config as plain JSON data (method params under `method_params`)."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdbench.models.placement import to_device
+
 LM_K = 5
 LM_EXAMPLES = 64
 ECE_BINS = 15
@@ -57,7 +59,7 @@ def language_model(student, teacher, loader, device, k: int = LM_K) -> dict[str,
     """mor@k, cr@k and kl_teacher over the target tokens of an LM loader (labels −100 are not scored)."""
     from kdbench.runner import model_inputs
 
-    student, teacher = student.to(device).eval(), teacher.to(device).eval()
+    student, teacher = student.to(device).eval(), to_device(teacher, device).eval()
     overlap, identical, kl = [], [], []
     for batch in loader:
         batch = {n: v.to(device) for n, v in batch.items()}

@@ -20,6 +20,7 @@ import torch
 
 from kdbench import teacher as teacher_cache
 from kdbench import teacher_outputs
+from kdbench.models.placement import place_teacher
 from kdbench.checkpoint import Checkpointer
 from kdbench.config import RunConfig, load_suite_file
 from kdbench.errors import KdbenchError
@@ -114,6 +115,8 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
         log(f"[{data.name}] teacher reused from memory")
     else:
         model, train_meta = _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir)
+        model = place_teacher(model, cfg.teacher_placement, cfg.teacher_max_memory, cache_dir / "offload",
+                              accelerator.device, lambda m: log(f"[{data.name}] {m}"))
         loaded[weights_key] = (model, train_meta)
     parts = teacher_cache.key_parts(cfg, identity, data)
     path = teacher_cache.scores_file(cache_dir, data.name, parts)

@@ -22,6 +22,7 @@ from kdbench import stop_signals
 from kdbench.checkpoint import Checkpointer, rng_state, set_rng_state
 from kdbench.config import TrainConfig
 from kdbench.methods.base import Step
+from kdbench.models.placement import to_device
 
 
 @dataclass
@@ -233,7 +234,7 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
     if extra is not None:
         extra = accelerator.prepare(extra)
     if teacher is not None:
-        teacher = teacher.to(accelerator.device).eval()
+        teacher = to_device(teacher, accelerator.device).eval()
     model.train()
     stats = TrainStats()
     window: list[tuple[float, dict]] = []
@@ -341,7 +342,7 @@ def _checkpoint_if_due(checkpoint, step, last, batch_index, model, extra, optimi
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, device) -> torch.Tensor:
     """Logits `(N, C)` for every example of `loader`, in the loader's order."""
-    model = model.to(device).eval()
+    model = to_device(model, device).eval()
     out = []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}

@@ -30,6 +30,7 @@ from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
 from kdbench.generation import generate
 from kdbench.models.load import load_causal_lm
+from kdbench.models.placement import to_device
 from kdbench.registry import did_you_mean
 
 
@@ -281,7 +282,7 @@ class GenerationSuite:
         return train_loader(features, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
 
     def evaluate(self, model, tokenizer, data: GenData, cfg, device) -> tuple[dict, dict]:
-        model = model.to(device)
+        model = to_device(model, device)
         prompts = [render(tokenizer, p) for p, _ in data.evals["test"].examples]
         references = [refs for _, refs in data.evals["test"].examples]
         context = getattr(model.config, "max_position_embeddings", None)

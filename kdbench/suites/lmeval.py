@@ -28,6 +28,7 @@ from kdbench.data.hub import hub_offline
 from kdbench.data.local import Split
 from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
+from kdbench.models.placement import to_device
 from kdbench.registry import SUITES
 from kdbench.suites.perplexity import PerplexitySuite, TextData
 
@@ -148,7 +149,7 @@ class LmEvalSuite(PerplexitySuite):
             from lm_eval.tasks import TaskManager
         except ImportError:
             raise KdbenchError("the lmeval suite needs lm-evaluation-harness: pip install lm-eval") from None
-        model = model.to(device).eval()
+        model = to_device(model, device).eval()
         with tempfile.TemporaryDirectory(prefix="kdbench-lmeval-") as folder:
             task = data.lm_task
             if task in LOCAL_TASKS:

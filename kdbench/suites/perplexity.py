@@ -26,6 +26,7 @@ from kdbench.data.local import Split
 from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
+from kdbench.models.placement import to_device
 from kdbench.registry import SUITES, did_you_mean
 
 TASKS = {"wikitext2": "wikitext-2"}
@@ -110,7 +111,7 @@ class PerplexitySuite:
         return train_loader(blocks, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
 
     def evaluate(self, model, tokenizer, data: TextData, cfg, device) -> tuple[dict, dict]:
-        model = model.to(device)
+        model = to_device(model, device)
         ppl = metrics.perplexity(model, tokenizer, data.evals["test"].examples, stride=cfg.eval.stride,
                                  max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True)
         return {"perplexity": ppl}, {}
