@@ -245,10 +245,34 @@ def p3_cuda(repeats: int, tokens: int = 8192, vocab: int = 49152, dim: int = 576
               f" time {tim:.3f} (target ≤ 1.0: {'met' if tim <= 1.0 else 'not met'})")
 
 
+def kl_loss(repeats: int, chunks=(16, 32, 64, 128)) -> None:
+    """The forward-KL term alone (forward + backward) at the LM step's shape: autograd through
+    `forward_kl` vs `fused_forward_kl` (what `kd` and `rlkd` use), per chunk size."""
+    from kdbench.losses import forward_kl
+    from kdbench.losses.fused_kl import fused_forward_kl
+
+    batch, length = SHAPES["lm"]
+    g = torch.Generator().manual_seed(0)
+    shape = (batch, length - 1, 49152)
+    s0, t = torch.randn(*shape, generator=g).to(DEVICE), (torch.randn(*shape, generator=g) * 2).to(DEVICE)
+    mask = torch.ones(shape[:-1], dtype=torch.bool, device=DEVICE)
+
+    def run(fn):
+        def once():
+            s = s0.clone().requires_grad_(True)
+            fn(s).backward()
+        return once
+    ref = timed(run(lambda s: forward_kl(s, t, mask)), repeats)
+    print(f"[kl {shape[0]} x {shape[1]} x V={shape[2]}] forward_kl (autograd) {summary(ref)}")
+    for chunk in chunks:
+        fused = timed(run(lambda s: fused_forward_kl(s, t, mask, chunk=chunk)), repeats)
+        print(f"[kl] fused_forward_kl, chunk {chunk:>4} {summary(fused)}  ratio {statistics.median(fused) / statistics.median(ref):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--only", nargs="*", default=["p1", "p2", "p3"])
+    parser.add_argument("--only", nargs="*", default=["p1", "p2", "p3"], help="p1 p2 p3 kl")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--pairs", nargs="*", choices=["glue", "lm"], default=["glue", "lm"])
     parser.add_argument("--glue-batch", type=int, default=SHAPES["glue"][0])
@@ -272,6 +296,8 @@ def main() -> None:
               f" autocast dtype {amp}")
     print(f"shapes: glue {SHAPES['glue'][0]} x {SHAPES['glue'][1]}, lm {SHAPES['lm'][0]} x {SHAPES['lm'][1]},"
           f" p3 {args.p3_tokens} tokens")
+    if "kl" in which:
+        kl_loss(args.repeats)
     if which & {"p1", "p2"}:
         p1_p2(args.repeats, which, tuple(args.pairs))
     if "p3" in which:

@@ -8,10 +8,10 @@ Each case is one in-process `kdbench run` (teacher weights taken from the cache 
 suite once first, or the teacher's fine-tuning is profiled too). The runner labels every phase of a
 step with `torch.profiler.record_function` ("kdbench/data", "kdbench/teacher_forward",
 "kdbench/teacher_cache_read", "kdbench/student_forward", "kdbench/loss", "kdbench/backward",
-"kdbench/clip_grad_norm", "kdbench/optimizer"). The table gives each phase's CPU time over the
+"kdbench/clip_grad_norm", "kdbench/optimizer", "kdbench/checkpoint"). The table gives each phase's CPU time over the
 student's training (summed over steps, per step, and as a share of the training wall time from the
 record); "loop overhead" is the training wall time no phase accounts for (Python in the loop, progress
-bar, logging, checkpoints). Then the top operators by self CPU time inside the training phases.
+bar, logging). Checkpoints are written every `checkpoint_every` steps and after the last one. Then the top operators by self CPU time inside the training phases.
 
 The profiler adds its own overhead per operator; shares, not absolute times, are what to read here.
 `benchmarks/kd_ratios.py` gives the unprofiled step times.
@@ -33,7 +33,7 @@ CASES = {
            "WikiText-2, smollm2-135m -> smollm2-6l, 4 x 128 tokens, V = 49,152"),
 }
 PHASES = ("data", "teacher_forward", "teacher_cache_read", "student_forward", "loss", "backward",
-          "clip_grad_norm", "optimizer")
+          "clip_grad_norm", "optimizer", "checkpoint")
 
 
 def profile_case(name: str, steps: int, extra: list[str], data_dir: str, cache_dir: str, top: int) -> None:
@@ -44,7 +44,7 @@ def profile_case(name: str, steps: int, extra: list[str], data_dir: str, cache_d
     overrides, what = CASES[name]
     with tempfile.TemporaryDirectory(prefix="kdbench-profile-") as results:
         argv = ["run", *[o.format(steps=steps) for o in overrides], f"data_dir={data_dir}",
-                f"results_dir={results}", "checkpoint_every=0", *extra]
+                f"results_dir={results}", *extra]
         if cache_dir:
             argv.append(f"cache_dir={cache_dir}")
         print(f"\n## {name}: {what}\n$ kdbench {' '.join(argv[1:])}")

@@ -201,21 +201,25 @@ def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
         log(f"{path.name}: marked interrupted (resumed by this run)")
 
 
-def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accelerator, loader, identity, log):
+def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, student, loader, identity, log):
     """The cached teacher outputs for this training set, or (None, why not) when the teacher runs live."""
     if not needs:
         return None, {"used": False, "why": "the method needs no teacher"}
     if not cfg.teacher_cache:
         return None, {"used": False, "why": "teacher_cache=false"}
-    if needs != {"logits"}:
-        return None, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are not cached"}
     lm = not data.num_labels
+    hidden_layers, attention_layers = (), ()
+    if needs != {"logits"}:
+        if lm or method.cached_features is None:
+            return None, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are cached"
+                                                " for classifiers only (and for methods that name their layers)"}
+        hidden_layers, attention_layers = method.cached_features(params, student.config, teacher.config)
     if lm and not method.sparse_teacher(params):
         return None, {"used": False, "why": f"{cfg.method} with these params needs the dense LM teacher"}
     kind, temperature = ("topk", float(getattr(params, "temperature", 1.0))) if lm else ("logits", 1.0)
     k = min(cfg.teacher_cache_k, len(tokenizer))
     parts = teacher_outputs.key_parts(teacher_cache.weights_key_parts(cfg, identity, data), tokenizer, data, cfg,
-                                      kind, k, temperature)
+                                      kind, k, temperature, hidden_layers, attention_layers)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
     features = loader.dataset.features
@@ -224,9 +228,13 @@ def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accel
                                         temperature=temperature)
     else:
         layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features),
-                                        classes=teacher.config.num_labels)
+                                        classes=teacher.config.num_labels, hidden_layers=hidden_layers,
+                                        attention_layers=attention_layers, hidden_size=teacher.config.hidden_size,
+                                        heads=teacher.config.num_attention_heads)
     store, meta = teacher_outputs.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
-    return store, {"used": True, "kind": kind, **({"k": k} if lm else {}), **meta}
+    features_meta = {"hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
+    return store, {"used": True, "kind": kind, **({"k": k} if lm else {}),
+                   **(features_meta if hidden_layers or attention_layers else {}), **meta}
 
 
 def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None, identity=None):
@@ -242,7 +250,7 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
-    outputs, outputs_meta = _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, accelerator, loader,
+    outputs, outputs_meta = _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, student, loader,
                                              identity, log)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,

@@ -115,9 +115,9 @@ def teacher_forward(teacher, batch: dict, needs: frozenset):
     return teacher(**model_inputs(batch), **output_flags(needs))
 
 
-def _teacher_logits(teacher, batch: dict, accelerator) -> torch.Tensor:
+def _live_teacher(teacher, batch: dict, needs: frozenset, accelerator):
     with accelerator.autocast():
-        return teacher_forward(teacher, batch, frozenset({"logits"})).logits
+        return teacher_forward(teacher, batch, needs)
 
 
 def _non_finite(what: str, step: int, batch_index: int, value, parts: dict, policy: str) -> str:
@@ -262,7 +262,7 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
                 t0 = time.perf_counter()
                 if teacher_outputs is not None:  # unfilled rows run the teacher once and are stored
                     with record_function("kdbench/teacher_cache_read"):
-                        teacher_out = teacher_outputs.batch(batch, lambda b: _teacher_logits(teacher, b, accelerator))
+                        teacher_out = teacher_outputs.batch(batch, lambda b: _live_teacher(teacher, b, needs, accelerator))
                 else:
                     with accelerator.autocast(), record_function("kdbench/teacher_forward"):  # bf16 on CUDA
                         teacher_out = teacher_forward(teacher, batch, needs)
@@ -331,8 +331,9 @@ def _checkpoint_if_due(checkpoint, step, last, batch_index, model, extra, optimi
     """After a step: save when due or when a stop signal arrived; then honour that signal."""
     signum = stop_signals.pending()
     if checkpoint is not None and (signum is not None or checkpoint.due(step, last)):
-        _save(checkpoint, step, batch_index, model, extra, optimizer, schedule, stats, window, accelerator,
-              time.perf_counter() - start)
+        with record_function("kdbench/checkpoint"):
+            _save(checkpoint, step, batch_index, model, extra, optimizer, schedule, stats, window, accelerator,
+                  time.perf_counter() - start)
     if signum is not None:
         where = f"after step {step}" + (f"; checkpoint saved in {checkpoint.folder}, re-run the same command to"
                                         " resume" if checkpoint is not None else "")

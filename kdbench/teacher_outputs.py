@@ -7,7 +7,9 @@ What is stored, per training example (looked up through the batch's `example_ind
   plus logsumexp(z / T) over the whole vocabulary (float32) at the method's temperature T, so that the
   mass outside the top-k is known exactly: `kdbench.losses.chunked.sparse_forward_kl` treats it as one
   tail bucket (the exact KL of the (top-k, rest) coarsening; equal to the dense KL when k = V).
-Hidden states and attentions are not cached: methods that need them (fakd) run the teacher live.
+- classification with feature alignment (fakd): also the hidden states of the mapped teacher layers
+  only (per real token, float16) and the attention maps of the mapped layers only (all heads, real
+  queries x real keys, float16). Causal LMs with features run the teacher live.
 
 Filled lazily. A run draws only `max_steps × batch_size` examples (9,600 of SST-2's 67,349 by default), so
 the entry is created with room for every example and filled the first time an example is drawn: the
@@ -45,10 +47,13 @@ from kdbench.locks import file_lock
 FORMAT = 2
 
 
-def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temperature: float) -> dict:
+def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temperature: float,
+              hidden_layers: tuple = (), attention_layers: tuple = ()) -> dict:
     parts = {"format": FORMAT, "teacher_weights": weights_parts, "tokenizer": tokenizer.name_or_path,
              "vocab": len(tokenizer), "train_data": data.train.sha256, "train_rows": len(data.train.examples),
              "max_train_examples": cfg.data.max_train_examples, "max_length": cfg.train.max_length, "kind": kind}
+    if hidden_layers or attention_layers:
+        parts.update(hidden_layers=list(hidden_layers), attention_layers=list(attention_layers), features="float16")
     if kind == "topk":
         parts.update(k=k, temperature=temperature, padding_side=cfg.data.padding_side)
     return parts
@@ -72,6 +77,17 @@ class DenseTeacher:
     logits: torch.Tensor  # (B, C)
 
 
+@dataclass
+class FeatureTeacher:
+    """A classifier batch's teacher with the mapped layers' features, indexed like a model's outputs:
+    `hidden_states[l]` `(B, T, H)` for the stored layers l (None elsewhere), `attentions[l]` `(B, h, T, T)`.
+    Padded positions hold 0 (the feature losses mask them; padded keys have probability 0 anyway)."""
+
+    logits: torch.Tensor
+    hidden_states: list
+    attentions: list
+
+
 @dataclass(frozen=True)
 class Layout:
     """What an entry holds: `kind` "logits" (classes per example) or "topk" (k per real token)."""
@@ -81,16 +97,28 @@ class Layout:
     classes: int = 0  # "logits": C
     k: int = 0  # "topk"
     temperature: float = 1.0  # "topk": T of the stored log-sum-exp
+    hidden_layers: tuple[int, ...] = ()  # "logits": hidden-state indices to keep (0 = embeddings)
+    attention_layers: tuple[int, ...] = ()  # "logits": attention-map indices to keep (0 = first layer)
+    hidden_size: int = 0
+    heads: int = 0
 
-    def offsets(self) -> np.ndarray:
+    def offsets(self, squared: bool = False) -> np.ndarray:
+        """Where each example starts in the per-token arrays (or, squared, the per-(query, key) arrays)."""
+        sizes = [n * n * self.heads for n in self.lengths] if squared else self.lengths
         offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum(self.lengths)
+        offsets[1:] = np.cumsum(sizes)
         return offsets
 
     def arrays(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         n, tokens = len(self.lengths), int(sum(self.lengths))
         if self.kind == "logits":
-            return {"logits": ("float32", (n, self.classes)), "row_hash": ("uint64", (n,))}
+            out = {"logits": ("float32", (n, self.classes))}
+            for layer in self.hidden_layers:
+                out[f"hidden_{layer}"] = ("float16", (tokens, self.hidden_size))
+            squares = int(sum(length * length for length in self.lengths)) * self.heads
+            for layer in self.attention_layers:
+                out[f"attention_{layer}"] = ("float16", (squares,))
+            return {**out, "row_hash": ("uint64", (n,))}
         return {"values": ("float16", (tokens, self.k)), "indices": ("int32", (tokens, self.k)),
                 "lse": ("float32", (tokens,)), "row_hash": ("uint64", (n,))}
 
@@ -113,12 +141,13 @@ def _row_hash(*parts: np.ndarray) -> int:
 
 class TeacherOutputs:
     """An entry, memory-mapped for reading and writing; `batch(batch, run_teacher)` gives the teacher
-    outputs for a training batch, running `run_teacher(batch)` → logits only when a row is unfilled."""
+    outputs for a training batch, running the teacher only when an example is not stored yet."""
 
     def __init__(self, folder: Path, manifest: dict, layout: Layout, log=print):
         self.folder, self.manifest, self.layout, self.log = folder, manifest, layout, log
         self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r+") for name in manifest["arrays"]}
         self.offsets = layout.offsets()
+        self.square_offsets = layout.offsets(squared=True)
         self.stats = FillStats()
         self._seen: set[int] = set()  # examples counted in rows_read/rows_filled already
 
@@ -127,9 +156,11 @@ class TeacherOutputs:
         return self.layout.kind
 
     def _rows(self, i: int) -> tuple[np.ndarray, ...]:
-        if self.kind == "logits":
-            return (self.arrays["logits"][i],)
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        if self.kind == "logits":
+            a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
+            return (self.arrays["logits"][i], *(self.arrays[f"hidden_{l}"][lo:hi] for l in self.layout.hidden_layers),
+                    *(self.arrays[f"attention_{l}"][a:b] for l in self.layout.attention_layers))
         return self.arrays["values"][lo:hi], self.arrays["indices"][lo:hi], self.arrays["lse"][lo:hi]
 
     def _intact(self, i: int) -> bool | None:
@@ -139,7 +170,9 @@ class TeacherOutputs:
             return None
         return _row_hash(*self._rows(i)) == stored
 
-    def batch(self, batch: dict, run_teacher: Callable[[dict], torch.Tensor]):
+    def batch(self, batch: dict, run_teacher: Callable[[dict], object]):
+        """The teacher outputs of `batch`; `run_teacher(batch)` → the model's outputs (logits, and the
+        hidden states / attentions the entry keeps) runs only when some example is not stored yet."""
         index = batch["example_index"].cpu().tolist()
         missing = []
         for row, i in enumerate(index):
@@ -157,18 +190,28 @@ class TeacherOutputs:
         if missing:
             start = time.perf_counter()
             with torch.no_grad():
-                logits = run_teacher(batch).float()
-            self._write(batch, logits, missing, index)
+                out = run_teacher(batch)
+            self._write(batch, out, missing, index)
             self.stats.rows_filled += len(missing)
             self.stats.fill_seconds += time.perf_counter() - start
         return self._read(batch, index)
 
-    def _write(self, batch: dict, logits: torch.Tensor, rows: list[int], index: list[int]) -> None:
+    def _write(self, batch: dict, out, rows: list[int], index: list[int]) -> None:
         mask = batch["attention_mask"].bool()
+        logits = out.logits.float()
         for row in rows:
             i = index[row]
             if self.kind == "logits":
                 self.arrays["logits"][i] = logits[row].cpu().numpy()
+                where = mask[row].nonzero().squeeze(-1)
+                lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+                for layer in self.layout.hidden_layers:
+                    h = out.hidden_states[layer][row, where]  # (L, H)
+                    self.arrays[f"hidden_{layer}"][lo:hi] = h.half().cpu().numpy()
+                a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
+                for layer in self.layout.attention_layers:
+                    maps = out.attentions[layer][row][:, where][:, :, where]  # (h, L, L): real queries x keys
+                    self.arrays[f"attention_{layer}"][a:b] = maps.reshape(-1).half().cpu().numpy()
             else:
                 z = logits[row][mask[row]]  # (L, V): the real tokens in order, left- or right-padded
                 if z.shape[0] != self.layout.lengths[i]:
@@ -184,7 +227,10 @@ class TeacherOutputs:
     def _read(self, batch: dict, index: list[int]):
         device = batch["input_ids"].device
         if self.kind == "logits":
-            return DenseTeacher(torch.from_numpy(np.array(self.arrays["logits"][index])).to(device))
+            logits = torch.from_numpy(np.array(self.arrays["logits"][index])).to(device)
+            if not (self.layout.hidden_layers or self.layout.attention_layers):
+                return DenseTeacher(logits)
+            return self._read_features(batch, index, logits)
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
         k = self.layout.k
@@ -198,6 +244,30 @@ class TeacherOutputs:
             indices[row, where] = torch.from_numpy(ids.astype(np.int64))
             lse[row, where] = torch.from_numpy(np.array(s))
         return SparseTeacher(values.to(device), indices.to(device), lse.to(device))
+
+    def _read_features(self, batch: dict, index: list[int], logits: torch.Tensor) -> FeatureTeacher:
+        mask = batch["attention_mask"].bool().cpu()
+        B, T = mask.shape
+        last = max((*self.layout.hidden_layers, *self.layout.attention_layers, 0))
+        hidden, attentions = [None] * (last + 1), [None] * (last + 1)
+        for layer in self.layout.hidden_layers:
+            hidden[layer] = torch.zeros(B, T, self.layout.hidden_size, dtype=torch.float16)
+        for layer in self.layout.attention_layers:
+            attentions[layer] = torch.zeros(B, self.layout.heads, T, T, dtype=torch.float16)
+        for row, i in enumerate(index):
+            where = mask[row].nonzero().squeeze(-1)
+            n = where.numel()
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            for layer in self.layout.hidden_layers:
+                hidden[layer][row, where] = torch.from_numpy(np.array(self.arrays[f"hidden_{layer}"][lo:hi]))
+            a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
+            grid = torch.meshgrid(where, where, indexing="ij")
+            for layer in self.layout.attention_layers:
+                maps = torch.from_numpy(np.array(self.arrays[f"attention_{layer}"][a:b])).reshape(-1, n, n)
+                attentions[layer][row][:, grid[0], grid[1]] = maps
+        device = logits.device
+        return FeatureTeacher(logits, [h.to(device) if h is not None else None for h in hidden],
+                              [a.to(device) if a is not None else None for a in attentions])
 
     def close(self) -> None:
         """Flush the filled rows to disk (the hashes catch anything a crash leaves half-written)."""
@@ -250,7 +320,7 @@ def check(folder: Path, layout: Layout) -> tuple[dict | None, str | None]:
 
 
 def _offsets_sha256(layout: Layout) -> str:
-    return hashlib.sha256(layout.offsets().tobytes()).hexdigest()
+    return hashlib.sha256(layout.offsets().tobytes() + layout.offsets(squared=True).tobytes()).hexdigest()
 
 
 def open_entry(folder: Path, parts: dict, layout: Layout, log=print) -> tuple[TeacherOutputs, dict]:

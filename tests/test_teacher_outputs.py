@@ -39,7 +39,7 @@ def run_teacher(teacher, calls=None):
     def run(batch):
         if calls is not None:
             calls.append(batch["example_index"].tolist())
-        return teacher(**model_inputs(batch)).logits
+        return teacher(**model_inputs(batch))
     return run
 
 
@@ -234,3 +234,88 @@ def test_runs_reuse_the_outputs_and_teacher_cache_false_runs_the_teacher(tmp_pat
     assert {u.get("why") for u in used[2:]} == {"teacher_cache=false", "kd with these params needs the dense LM teacher"}
     assert "examples read from the cache, 0 computed" in out
     assert all(r["status"] == "complete" for r in records)
+
+
+def bert(layers=4, heads=4, seed=0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=32, attn_implementation="eager")
+    return BertForSequenceClassification(config).eval()
+
+
+def test_fakd_features_are_stored_for_the_mapped_layers_only_and_equal_the_live_teacher(tmp_path):
+    from kdbench.methods.fakd import FAKDParams, fakd_cached_layers
+
+    teacher, student = bert(layers=4, heads=4), bert(layers=2, heads=2, seed=1)
+    hidden, attention = fakd_cached_layers(FAKDParams(), student.config, teacher.config)
+    assert (hidden, attention) == ((0, 2, 4), (1, 3))  # uniform map 1→2, 2→4, plus the embeddings
+    assert fakd_cached_layers(FAKDParams(beta_attn=0), student.config, teacher.config) == ((0, 2, 4), ())
+    features = [{"input_ids": [1] + list(range(2, 3 + i % 6)), "labels": i % 2} for i in range(8)]
+    layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features), classes=2,
+                                    hidden_layers=hidden, attention_layers=attention, hidden_size=16, heads=4)
+    store = open_store(tmp_path, layout)
+    assert sorted(store.arrays) == ["attention_1", "attention_3", "hidden_0", "hidden_2", "hidden_4", "logits",
+                                    "row_hash"]
+
+    def live(batch):
+        return teacher(**model_inputs(batch), output_hidden_states=True, output_attentions=True)
+    for _ in range(2):  # filled, then read
+        for batch in train_loader(features, Collator(0, False), 3, seed=2):
+            with torch.no_grad():
+                ref = live(batch)
+            got = store.batch(batch, live)
+            real = batch["attention_mask"].bool()
+            torch.testing.assert_close(got.logits, ref.logits, rtol=1e-5, atol=1e-6)
+            for layer in range(5):
+                if layer not in hidden:
+                    assert got.hidden_states[layer] is None
+                    continue
+                # fp16 storage: relative rounding <= 2^-11; padded positions are 0 (never read by the losses)
+                torch.testing.assert_close(got.hidden_states[layer][real].float(), ref.hidden_states[layer][real],
+                                           rtol=1e-3, atol=1e-3)
+                assert (got.hidden_states[layer][~real] == 0).all()
+            for layer in attention:
+                rows = real[:, None, :, None] & real[:, None, None, :]
+                a_got, a_ref = got.attentions[layer].float(), ref.attentions[layer]
+                torch.testing.assert_close(a_got.masked_fill(~rows, 0), a_ref.masked_fill(~rows, 0), rtol=1e-3,
+                                           atol=1e-3)
+    assert store.stats.rows_filled == 8 and store.stats.rows_read == 0
+
+
+def test_fakd_loss_from_cached_features_equals_the_live_loss(tmp_path):
+    from kdbench.methods.fakd import FAKDParams, build_aligner, fakd_cached_layers, fakd_loss
+
+    teacher, student = bert(layers=4, heads=4), bert(layers=2, heads=2, seed=1)
+    params = FAKDParams()
+    aligner = build_aligner(params, student.config, teacher.config)
+    hidden, attention = fakd_cached_layers(params, student.config, teacher.config)
+    features = [{"input_ids": [1] + list(range(2, 3 + i % 6)), "labels": i % 2} for i in range(6)]
+    layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features), classes=2,
+                                    hidden_layers=hidden, attention_layers=attention, hidden_size=16, heads=4)
+    store = open_store(tmp_path, layout)
+    flags = {"output_hidden_states": True, "output_attentions": True}
+    for batch in train_loader(features, Collator(0, False), 3, seed=0):
+        out = student(**model_inputs(batch), **flags)
+        with torch.no_grad():
+            ref = teacher(**model_inputs(batch), **flags)
+        cached = store.batch(batch, lambda b: teacher(**model_inputs(b), **flags))
+        live_loss, live_parts = fakd_loss(make_step(out, ref, batch, False), params, aligner)
+        cached_loss, cached_parts = fakd_loss(make_step(out, cached, batch, False), params, aligner)
+        torch.testing.assert_close(cached_loss, live_loss, rtol=1e-3, atol=1e-5)
+        assert cached_parts.keys() == live_parts.keys()
+        g_cached = torch.autograd.grad(cached_loss, out.logits, retain_graph=True)[0]
+        g_live = torch.autograd.grad(live_loss, out.logits, retain_graph=True)[0]
+        torch.testing.assert_close(g_cached, g_live, rtol=1e-3, atol=1e-6)
+
+
+def test_a_fakd_run_reads_the_features_a_first_run_stored(tmp_path, data_root, cache_dir):
+    base = ["run", "suite=glue_tiny", "method=fakd", "data.max_eval_examples=16", f"data_dir={data_root}",
+            f"cache_dir={cache_dir}", "seed=7"]
+    assert main([*base, f"results_dir={tmp_path / 'a'}"]) == 0
+    assert main([*base, f"results_dir={tmp_path / 'b'}"]) == 0
+    first, second = (json.loads(next((tmp_path / d / "glue_tiny").glob("*.json")).read_text())["teacher_outputs"]["sst2"]
+                     for d in ("a", "b"))
+    assert first["used"] and first["hidden_layers"] == [0, 3, 6] and first["attention_layers"] == [2, 5]
+    assert second["rows_filled"] == 0 and second["rows_read"] == first["rows_read"] + first["rows_filled"] > 0

@@ -49,16 +49,22 @@ class Method:
     summary: str = ""
     # whether the loss takes a causal LM teacher as cached top-k logits (kdbench.teacher_outputs.SparseTeacher)
     sparse_teacher: Callable[[Any], bool] = lambda params: False
+    # classifiers: (hidden-state indices, attention indices) of the teacher that the loss reads, so that the
+    # teacher-output cache stores only those layers; None: the method's hidden states/attentions are not cached
+    cached_features: Callable[[Any, Any, Any], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
 
-def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", sparse_teacher=None):
+def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", sparse_teacher=None,
+                    cached_features=None):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
     `needs` is a set of teacher outputs, or a function of the params returning one. `sparse_teacher(params)`
     says whether the loss accepts an LM teacher given as cached top-k logits (default: never).
+    `cached_features(params, student_config, teacher_config)` → (hidden-state indices, attention indices)
+    the loss reads from the teacher, for the teacher-output cache (default: features run live).
     """
 
     def needs_fn(p) -> frozenset[str]:
@@ -66,7 +72,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
 
     def deco(fn):
         METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0],
-                                 sparse_teacher or (lambda p: False)))
+                                 sparse_teacher or (lambda p: False), cached_features))
         return fn
 
     return deco
