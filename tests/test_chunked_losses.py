@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from kdbench.losses import DIVERGENCES, forward_kl
+from kdbench.losses import DIVERGENCES, forward_kl, rank_loss
 from kdbench.losses.chunked import chunked_divergence, fused_linear_divergence, sparse_forward_kl
 
 torch.manual_seed(0)
@@ -29,6 +29,19 @@ def test_chunked_equals_dense_value_and_gradient(name, chunk):
     (g_dense,) = torch.autograd.grad(dense, s)
     s2 = s.detach().clone().requires_grad_(True)
     chunked = chunked_divergence(fn, s2, t, mask, chunk=chunk, temperature=2.0)
+    chunked.backward()
+    assert chunked.item() == pytest.approx(dense.item(), abs=1e-5)
+    assert torch.allclose(s2.grad, g_dense, atol=1e-5)
+
+
+@pytest.mark.parametrize("union", ["concat", "exact"])
+@pytest.mark.parametrize("chunk", [1, 5, 1000])
+def test_chunked_rank_loss_equals_the_whole_rank_loss(union, chunk):
+    s, t, mask = inputs()
+    dense = rank_loss(s, t, mask, k=5, union=union)
+    (g_dense,) = torch.autograd.grad(dense, s)
+    s2 = s.detach().clone().requires_grad_(True)
+    chunked = chunked_divergence(rank_loss, s2, t, mask, chunk=chunk, k=5, union=union)
     chunked.backward()
     assert chunked.item() == pytest.approx(dense.item(), abs=1e-5)
     assert torch.allclose(s2.grad, g_dense, atol=1e-5)

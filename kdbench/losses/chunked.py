@@ -5,7 +5,7 @@ is 1.6 GB, and a naive divergence keeps several (log-softmaxes, probabilities, p
 backward. Here no (tokens × V) intermediate outlives its chunk:
 
 - `chunked_divergence(fn, s, t, mask, chunk)`: any per-position divergence of `kdbench.losses`
-  (called with `reduction="none"`). The forward pass runs each chunk under autograd, takes the
+  (called with `reduction="none"`), and `rank_loss` (k, union and strength passed through). The forward pass runs each chunk under autograd, takes the
   gradient with respect to that chunk's student logits at once, and stores it; backward only scales
   the stored gradient. Extra memory: one gradient the size of the student logits (which backward
   needs anyway) plus one chunk's temporaries.
