@@ -29,7 +29,7 @@ from pathlib import Path
 from kdbench.files import file_sha256, replace_folder
 from kdbench.results import atomic_write_text
 
-RECIPE_VERSION = 1  # bump when the fine-tuning procedure changes
+RECIPE_VERSION = 2  # bump when the fine-tuning procedure changes (2: fused AdamW)
 
 
 def teacher_key(parts: dict) -> str:
