@@ -288,31 +288,20 @@ def _fmt(scores: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
-def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
-    """Train and score one method on the suite's tasks; returns the record's path (None on the non-main
-    processes of a distributed run, which write no record).
-
-    `teachers` maps a teacher-weights key to the loaded (model, meta): a sweep passes one dict to every cell
-    so that the teacher is loaded (or fine-tuned) once.
-    """
-    teachers = {} if teachers is None else teachers
-    tasks = validate(cfg)
-    suite, suite_file = suite_of(cfg)
-    method = METHODS.get(cfg.method)
-    params = cfg.method_params
-    config = cfg.to_dict()
-    record = {
+def _new_record(cfg: RunConfig, suite_file: dict, accelerator) -> dict:
+    """A record with status "running" and everything known before the first task."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": None,  # set when the record's file is reserved, just before the first task
         "status": "running",
         "suite": cfg.suite,
         "suite_version": str(suite_file.get("version", "0")),
         "method": cfg.method,
-        "method_params": dataclasses.asdict(params),
+        "method_params": dataclasses.asdict(cfg.method_params),
         "teacher": model_identity(cfg.teacher, cfg.cache_dir or None),
         "student": model_identity(cfg.student, cfg.cache_dir or None),
         "seed": cfg.seed,
-        "config": config,
+        "config": cfg.to_dict(),
         "metrics": {},
         "teacher_metrics": {},
         "params": {},
@@ -322,110 +311,157 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
         "data": {},
         "versions": versions(),
         "git_commit": git_commit(),
-        "device": None,
+        "device": {"type": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+                   "torch_threads": torch.get_num_threads(), "processes": accelerator.num_processes},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the tasks of one run share: its settings, the record being filled, and what is held open."""
+
+    cfg: RunConfig
+    suite: object
+    method: Method
+    accelerator: object
+    tokenizer: object
+    data_root: Path | None
+    teachers: dict
+    log: object
+    record: dict
+    path: Path
+    held: contextlib.ExitStack  # the checkpoint folders' locks, released when the run ends
+    examples: dict = dataclasses.field(default_factory=dict)
+    checkpoints: list = dataclasses.field(default_factory=list)  # cleared once the record is complete
+    trained: tuple | None = None  # (training key, student, stats, task) of the last student trained
+
+
+def _run_task(run: _Run, task_name: str, last: bool) -> None:
+    """Train (or reuse) the student for one task, score it and its teacher, and write the record."""
+    cfg, suite, record, log = run.cfg, run.suite, run.record, run.log
+    data = suite.load(task_name, run.data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
+    preflight(cfg, run.method, data)
+    record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
+                                 **{f"eval_{k}": v.source for k, v in data.evals.items()},
+                                 **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()},
+                                 "tokenizer": run.tokenizer.name_or_path, "notes": list(getattr(data, "notes", []))}
+
+    # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
+    teacher, meta = _teacher(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
+    record["teacher_metrics"][task_name] = meta["metrics"]
+    record["timings"]["teacher_s"] += meta["seconds"]
+    record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
+    student, stats = _student_for(run, task_name, data, teacher)
+    record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
+    record["loss_curves"][task_name] = stats.loss_curve
+    if stats.skipped_steps:  # nan_policy=skip
+        record.setdefault("skipped_steps", {})[task_name] = stats.skipped_steps
+
+    device = run.accelerator.device
+    start = time.perf_counter()
+    scores, predictions = suite.evaluate(student, run.tokenizer, data, cfg, device)
+    record["timings"]["eval_s"] += time.perf_counter() - start
+    record["metrics"][task_name] = scores
+    if hasattr(suite, "diagnostics"):
+        start = time.perf_counter()
+        record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(student, teacher, run.tokenizer, data,
+                                                                            cfg, device)
+        record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
+    if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
+        run.examples[task_name] = suite.examples(data, predictions)
+        examples_path = examples_file(run.path)
+        write_examples(examples_path, run.examples)
+        record["examples_file"] = str(examples_path.relative_to(run.path.parent))
+    record["student_sha256"] = {**record.get("student_sha256", {}), task_name: weights_sha256(student)}
+    record["status"] = "complete" if last else "partial"
+    write_record(run.path, record)
+    log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+
+
+def _student_for(run: _Run, task_name: str, data, teacher):
+    """The trained student for this task: trained now, or the previous task's when the training data is the
+    same (the lm-eval tasks all distil on one corpus). Returns (student, stats)."""
+    record, log = run.record, run.log
+    if run.trained is not None and run.trained[0] == _training_key(data):
+        student, stats = run.trained[1], run.trained[2]
+        log(f"[{task_name}] same training data as [{run.trained[3]}]: scoring that student")
+        record["throughput"][task_name] = {**record["throughput"][run.trained[3]], "shared_with": run.trained[3]}
+        return student, stats
+    checkpoint = checkpointer(run.cfg, data, run.path)
+    run.checkpoints.append(checkpoint)
+    # One process owns a checkpoint folder until its run ends (the kernel frees a dead holder's lock): an
+    # identical run started beside it waits, then trains anew from a cleared folder.
+    if run.accelerator.is_main_process:  # the main process alone writes checkpoints
+        run.held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
+        _mark_superseded(checkpoint, record["run_id"], log)
+    student, stats = _train_student(run.cfg, run.method, run.suite, data, run.tokenizer, teacher, run.accelerator,
+                                    log, checkpoint, record["teacher"])
+    record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
+    if stats.resumed_from:
+        record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
+    record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
+    run.trained = (_training_key(data), student, stats, task_name)
+    record["timings"]["train_s"] += stats.seconds
+    record["timings"]["teacher_forward_s"] += stats.teacher_seconds
+    record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
+                                       "train_tokens_per_s": round(stats.tokens_per_second, 1), "steps": stats.steps}
+    return student, stats
+
+
+def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
+    """Train and score one method on the suite's tasks; returns the record's path (None on the non-main
+    processes of a distributed run, which write no record).
+
+    `teachers` maps a teacher-weights key to the loaded (model, meta): a sweep passes one dict to every cell
+    so that the teacher is loaded (or fine-tuned) once.
+    """
+    tasks = validate(cfg)
+    suite, suite_file = suite_of(cfg)
     accelerator = make_accelerator(cfg.device)
-    record["device"] = {"type": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
-                        "torch_threads": torch.get_num_threads(), "processes": accelerator.num_processes}
+    record = _new_record(cfg, suite_file, accelerator)
     main = accelerator.is_main_process
     # The other processes of a distributed run compute the same record; theirs go to a scratch folder.
     scratch = None if main else tempfile.TemporaryDirectory(prefix=f"kdbench-rank{accelerator.process_index}-")
     data_root = data_root_of(cfg)
     tokenizer = load_tokenizer(cfg.teacher, cfg.cache_dir or None)
-    trained = None  # (training key, student, stats, task) of the last student trained
     folder = Path(cfg.results_dir if main else scratch.name) / cfg.suite
     created = [d for d in (folder.parent, folder) if not d.exists()]  # removed again if the run leaves nothing
-    record["run_id"], path = reserve_record_path(folder, cfg.method, config)
-    examples, examples_path = {}, examples_file(path)
-    checkpoints: list[Checkpointer] = []  # cleared once the record is complete
-    held = contextlib.ExitStack()  # the checkpoint folders' locks, released when the run ends
+    record["run_id"], path = reserve_record_path(folder, cfg.method, record["config"])
+    state = _Run(cfg, suite, METHODS.get(cfg.method), accelerator, tokenizer, data_root,
+                 {} if teachers is None else teachers, log, record, path, contextlib.ExitStack())
     try:
         write_record(path, record)  # status "running": readers see a valid record from the start
         for task_name in tasks:
-            data = suite.load(task_name, data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
-            preflight(cfg, method, data)
-            record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
-                                         **{f"eval_{k}": v.source for k, v in data.evals.items()},
-                                         **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()}}
-            record["data"][task_name]["tokenizer"] = tokenizer.name_or_path
-            record["data"][task_name]["notes"] = list(getattr(data, "notes", []))
-
-            # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
-            teacher, meta = _teacher(cfg, suite, data, tokenizer, accelerator, log, teachers)
-            record["teacher_metrics"][task_name] = meta["metrics"]
-            record["timings"]["teacher_s"] += meta["seconds"]
-            record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
-            # Tasks that share their training data (the lm-eval tasks all distil on one corpus) share one student.
-            if trained is not None and trained[0] == _training_key(data):
-                student, stats = trained[1], trained[2]
-                log(f"[{task_name}] same training data as [{trained[3]}]: scoring that student")
-                record["throughput"][task_name] = {**record["throughput"][trained[3]], "shared_with": trained[3]}
-            else:
-                checkpoint = checkpointer(cfg, data, path)
-                checkpoints.append(checkpoint)
-                # One process owns a checkpoint folder until its run ends (the kernel frees a dead holder's
-                # lock): an identical run started beside it waits, then trains anew from a cleared folder.
-                if main:  # the main process alone writes checkpoints (the others would wait on its lock)
-                    held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
-                    _mark_superseded(checkpoint, record["run_id"], log)
-                student, stats = _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log,
-                                                checkpoint, record["teacher"])
-                record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
-                if stats.resumed_from:
-                    record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
-                record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
-                trained = (_training_key(data), student, stats, task_name)
-                record["timings"]["train_s"] += stats.seconds
-                record["timings"]["teacher_forward_s"] += stats.teacher_seconds
-                record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
-                                                   "train_tokens_per_s": round(stats.tokens_per_second, 1),
-                                                   "steps": stats.steps}
-            record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
-            record["loss_curves"][task_name] = stats.loss_curve
-            if stats.skipped_steps:  # nan_policy=skip
-                record.setdefault("skipped_steps", {})[task_name] = stats.skipped_steps
-
-            start = time.perf_counter()
-            scores, predictions = suite.evaluate(student, tokenizer, data, cfg, accelerator.device)
-            record["timings"]["eval_s"] += time.perf_counter() - start
-            record["metrics"][task_name] = scores
-            if hasattr(suite, "diagnostics"):
-                start = time.perf_counter()
-                record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(
-                    student, teacher, tokenizer, data, cfg, accelerator.device)
-                record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
-            if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
-                examples[task_name] = suite.examples(data, predictions)
-                write_examples(examples_path, examples)
-                record["examples_file"] = str(examples_path.relative_to(path.parent))
-            record["student_sha256"] = {**record.get("student_sha256", {}), task_name: weights_sha256(student)}
-            record["status"] = "complete" if task_name == tasks[-1] else "partial"
-            write_record(path, record)
-            log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+            _run_task(state, task_name, last=task_name == tasks[-1])
         accelerator.wait_for_everyone()
-        for checkpoint in checkpoints if main else []:  # the record holds everything now; a re-run starts anew
+        for checkpoint in state.checkpoints if main else []:  # the record holds everything now; a re-run starts anew
             checkpoint.clear()
     except BaseException as e:
-        if record["metrics"]:  # earlier tasks finished: keep their scores, say why the run stopped
-            interrupted = isinstance(e, KeyboardInterrupt)
-            record["status"] = "interrupted" if interrupted else "failed"
-            record["error"] = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
-            try:
-                write_record(path, record)
-            except KdbenchError:
-                pass  # the disk refuses even this; the original error is the one to report
-        else:  # nothing to keep: no partial result file, and no folder this run created
-            path.unlink(missing_ok=True)
-            examples_path.unlink(missing_ok=True)
-            for d in reversed(created):
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass  # not empty: another run wrote there meanwhile
+        _keep_or_remove(record, path, created, e)
         raise
     finally:
-        held.close()
+        state.held.close()
         if scratch is not None:
             scratch.cleanup()
     return path if main else None
+
+
+def _keep_or_remove(record: dict, path: Path, created: list, error: BaseException) -> None:
+    """A run stopped: keep the finished tasks' scores and say why, or leave no file and no folder behind."""
+    if record["metrics"]:
+        interrupted = isinstance(error, KeyboardInterrupt)
+        record["status"] = "interrupted" if interrupted else "failed"
+        record["error"] = "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        try:
+            write_record(path, record)
+        except KdbenchError:
+            pass  # the disk refuses even this; the original error is the one to report
+        return
+    path.unlink(missing_ok=True)
+    examples_file(path).unlink(missing_ok=True)
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass  # not empty: another run wrote there meanwhile
