@@ -55,10 +55,19 @@ check keys: results_dir=results baselines_dir=baselines suite=NAME record=true f
 COMMANDS = ("run", "sweep", "ls", "leaderboard", "check")
 
 
+def _launch_note() -> None:
+    from kdbench.runner import cpu_launch_note
+
+    note = cpu_launch_note()
+    if note:
+        print(note, file=sys.stderr)
+
+
 def _cmd_run(args: list[str]) -> int:
     from kdbench.config import parse_overrides, resolve
     from kdbench.experiment import validate
 
+    _launch_note()
     cfg = resolve(parse_overrides(args))
     tasks = validate(cfg)
     if cfg.dry_run:
@@ -83,6 +92,7 @@ def _cmd_sweep(args: list[str]) -> int:
     from kdbench.config import parse_overrides
     from kdbench.sweep import sweep
 
+    _launch_note()
     summary = sweep(parse_overrides(args))
     print(f"sweep: {len(summary['ran'])} cells ran, {len(summary['skipped'])} skipped (complete records exist),"
           f" {summary['seconds']:.0f} s")

@@ -44,3 +44,27 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_root, cache_dir):
     assert curve_two == pytest.approx(curve_one, rel=1e-4), (curve_one, curve_two)
     # both processes' slices are counted: the same examples per step as the single process
     assert two["throughput"]["wikitext2"]["steps"] == one["throughput"]["wikitext2"]["steps"] == 4
+
+
+@pytest.mark.parametrize("env,noted", [
+    ({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1"}, True),  # accelerate launch --cpu, N > 1
+    ({"ACCELERATE_USE_CPU": "True"}, False),  # --num_processes 1: no MASTER_ADDR
+    ({"ACCELERATE_USE_CPU": "true", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2"}, False),  # torchrun workers
+    ({"ACCELERATE_USE_CPU": "true", "MASTER_ADDR": "h", "OMPI_COMM_WORLD_RANK": "0"}, False),  # under mpirun
+    ({"MASTER_ADDR": "127.0.0.1"}, False),  # not a CPU launch
+])
+def test_the_one_process_cpu_launch_is_named(env, noted):
+    from kdbench.runner import cpu_launch_note
+
+    assert (cpu_launch_note(env) is not None) == noted
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate's launcher is not on PATH")
+def test_accelerate_launch_cpu_with_two_processes_says_it_started_one(tmp_path, data_root):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [shutil.which("accelerate"), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "kdbench", "run",
+              "suite=perplexity_tiny", "dry_run=true", f"data_dir={data_root}", f"results_dir={tmp_path}"]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("started one process") == 1  # one process ran, and it said so
