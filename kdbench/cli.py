@@ -25,6 +25,7 @@ USAGE = """usage: kdbench COMMAND [key=value ...]
 commands:
   run           train a student with a method and score it on a suite
   sweep         the grid methods=[...] x seeds=[...] of runs (skips cells already recorded)
+  calibrate     choose a suite's student (and teacher) budget from validation curves of method=none
   ls            list methods, suites, tasks and model presets
   leaderboard   methods x tasks with 95% CIs, p-values and costs: terminal, Markdown, CSV, HTML, PNG
   check         the regression gate: newest results against baselines/ (exit 1 on a regression)
@@ -48,11 +49,12 @@ run keys (defaults from suites/<suite>.toml, then the code):
   method.<param>=VALUE  the method's parameters (kdbench ls methods), e.g. method.k=15 method.temperature=2
 
 sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
+calibrate keys: lrs=[1e-4,3e-4] steps=N teacher_steps=N teacher_lrs=[...] points=20 and any run key
 leaderboard keys: suite=glue results_dir=results
 check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05
 """
 
-COMMANDS = ("run", "sweep", "ls", "leaderboard", "check")
+COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "check")
 
 
 def _launch_note() -> None:
@@ -203,6 +205,14 @@ def _cmd_check(args: list[str]) -> int:
     return 1 if problems or any(r["status"] == "REGRESSED" for r in rows) else 0
 
 
+def _cmd_calibrate(args: list[str]) -> int:
+    from kdbench.calibrate import calibrate
+    from kdbench.config import parse_overrides
+
+    calibrate(parse_overrides(args))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -212,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     command, args = argv[0], argv[1:]
-    handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "ls": _cmd_ls, "leaderboard": _cmd_leaderboard,
-                "check": _cmd_check}
+    handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "calibrate": _cmd_calibrate, "ls": _cmd_ls,
+                "leaderboard": _cmd_leaderboard, "check": _cmd_check}
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")
-        if command in ("run", "sweep"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
+        if command in ("run", "sweep", "calibrate"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
             with handle_stop_signals():
                 return handlers[command](args)
         return handlers[command](args)

@@ -61,10 +61,18 @@ class TrainConfig:
 class TeacherTrainConfig(TrainConfig):
     """The teacher's fine-tuning budget. Its seed is its own, so every student seed reuses one teacher.
 
-    max_steps=0 uses the teacher as given (e.g. an already fine-tuned local model).
+    max_steps=0 uses the teacher as given (e.g. an already fine-tuned local model). top_layers=N freezes the
+    embeddings and all but the top N transformer layers: the backward pass stops there, which is what makes a
+    135M-parameter teacher affordable on 2 CPU cores.
     """
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.top_layers < 0:
+            raise KdbenchError(f"top_layers must be >= 0 (0: fine-tune every parameter), got {self.top_layers}")
+
     seed: int = 0
+    top_layers: int = 0  # fine-tune only the top N transformer layers, the final norm and any task head; 0 = all
 
 
 PADDING_SIDES = ("right", "left")
@@ -74,11 +82,15 @@ PADDING_SIDES = ("right", "left")
 class DataConfig:
     max_train_examples: int = 0  # first N training rows (LM suites: blocks); 0 = all
     max_eval_examples: int = 0  # first N rows of each eval split; 0 = all
+    val_examples: int = 256  # rows (text suites: blocks) held out of the training data for learning curves
     padding_side: str = "right"  # right | left, for causal-LM batches (classifiers pad right)
 
     def __post_init__(self):
         if self.max_train_examples < 0 or self.max_eval_examples < 0:
             raise KdbenchError("max_train_examples and max_eval_examples must be >= 0 (0 = all)")
+        if self.val_examples < 1:
+            raise KdbenchError(f"val_examples must be >= 1 (every run keeps a learning curve on rows held out of"
+                               f" the training data), got {self.val_examples}")
         if self.padding_side not in PADDING_SIDES:
             raise KdbenchError(f"padding_side must be right or left, got {self.padding_side!r}")
 
@@ -123,9 +135,10 @@ class RunConfig:
     dry_run: bool = False  # print the resolved config and exit
     nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
     checkpoint_every: int = 100  # training steps between checkpoints (also after the last step and on SIGTERM/SIGINT)
+    eval_every: int = 0  # steps between validation points of the learning curve; 0 = ten per run
     resume: bool = True  # resume an interrupted training from its checkpoint; false: start over
     teacher_cache: bool = True  # reuse the teacher's cached outputs on the training set (kdbench.teacher_outputs)
-    teacher_cache_k: int = 64  # causal LMs: top-k logits kept per token (plus the logsumexp for the tail)
+    teacher_cache_k: int = 0  # large-vocabulary causal LMs: 0 = exact (live teacher); k = cache the top-k approximation
     teacher_placement: str = "device"  # device | auto: spread over GPUs, CPU memory, disk (kdbench.models.placement)
     teacher_max_memory: str = ""  # with teacher_placement=auto: "0=30GiB,cpu=100GiB"; empty = what is free
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -139,8 +152,10 @@ class RunConfig:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
         if self.nan_policy not in NAN_POLICIES:
             raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
-        if self.teacher_cache_k < 1:
-            raise KdbenchError(f"teacher_cache_k must be >= 1, got {self.teacher_cache_k}")
+        if self.teacher_cache_k < 0:
+            raise KdbenchError(f"teacher_cache_k must be >= 0 (0: the exact teacher), got {self.teacher_cache_k}")
+        if self.eval_every < 0:
+            raise KdbenchError(f"eval_every must be >= 0 (0: ten validation points per run), got {self.eval_every}")
         if self.checkpoint_every < 0:
             raise KdbenchError(f"checkpoint_every must be >= 0 (0: only after the last step), got {self.checkpoint_every}")
         from kdbench.models.placement import PLACEMENTS, parse_max_memory

@@ -22,12 +22,14 @@ from kdbench import teacher as teacher_cache
 from kdbench import teacher_outputs
 from kdbench.models.placement import place_teacher
 from kdbench.checkpoint import Checkpointer
+from kdbench.convergence import judge
 from kdbench.config import RunConfig, load_suite_file
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.methods.base import Method
 from kdbench.models.load import (
     count_params,
+    freeze_below_top,
     default_cache_dir,
     head_labels,
     load_config,
@@ -38,6 +40,7 @@ from kdbench.registry import METHODS, SUITES
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
+from kdbench.validation import loss_and_outputs
 
 
 def suite_of(cfg: RunConfig):
@@ -74,10 +77,19 @@ def validate(cfg: RunConfig) -> list[str]:
     return tasks
 
 
-def preflight(cfg: RunConfig, method: Method, task) -> None:
+def output_size(task, teacher_config) -> int:
+    """How many outputs the distilled distribution has: a classifier head's labels, else the vocabulary
+    (language modelling, and the causal-LM GLUE form, read at the answer position)."""
+    if task.num_labels and not getattr(task, "answer_position", False):
+        return task.num_labels
+    return teacher_config.vocab_size
+
+
+def preflight(cfg: RunConfig, method: Method, task) -> dict:
     """Refuse an incompatible teacher/student pair from their configs, before any weights load.
 
-    `task` is the suite's task data (.name, .num_labels; 0 labels for language modelling).
+    `task` is the suite's task data (.name, .num_labels; 0 labels for language modelling). Returns what
+    the method's own check says of this task (e.g. rlkd's effective k), for the record.
     """
     t_cfg, s_cfg = load_config(cfg.teacher, cfg.cache_dir or None), load_config(cfg.student, cfg.cache_dir or None)
     if t_cfg.vocab_size != s_cfg.vocab_size:
@@ -95,10 +107,9 @@ def preflight(cfg: RunConfig, method: Method, task) -> None:
         limit = getattr(conf, "max_position_embeddings", None)
         if limit is not None and limit < cfg.train.max_length:
             raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
-    k = getattr(cfg.method_params, "k", None)
-    if k is not None and not task.num_labels and k > t_cfg.vocab_size:  # classifiers clamp k to their labels
-        raise KdbenchError(f"method.k={k} is larger than the vocabulary ({t_cfg.vocab_size} tokens); choose"
-                           f" method.k<={t_cfg.vocab_size}")
+    if method.check_outputs is None:
+        return {}
+    return method.check_outputs(cfg.method_params, output_size(task, t_cfg), task.name)
 
 
 def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
@@ -136,12 +147,15 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
     return model, {**train_meta, **entry, "cached": cached, "seconds": time.perf_counter() - start}
 
 
+TEACHER_META = ("train_seconds", "steps", "loss_curve", "curve")  # what a run's record keeps of the teacher's fine-tuning
+
+
 def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir):
     """The teacher model and its fine-tuning meta; fine-tuned weights are cached (as given: nothing to cache)."""
     model_cache = cfg.cache_dir or None
     if cfg.teacher_train.max_steps == 0:
         return suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache), {
-            "train_seconds": 0.0, "steps": 0, "loss_curve": []}
+            "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None}
     parts = teacher_cache.weights_key_parts(cfg, identity, data)
     path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
     # Concurrent runs fine-tune the teacher once. The processes of one distributed run fine-tune it together
@@ -156,9 +170,11 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     if cached is not None:
         model, meta = cached
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
-        return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
+        return model, {k: meta.get(k) for k in TEACHER_META}
     model_cache = cfg.cache_dir or None
     model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache)
+    if cfg.teacher_train.top_layers:
+        freeze_below_top(model, cfg.teacher_train.top_layers)
     log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
     torch.manual_seed(cfg.teacher_train.seed)
     loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
@@ -166,14 +182,16 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     none = METHODS.get("none")
     params = none.make_params({})
     stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
-                  regression=data.regression, desc=f"teacher {data.name}")
+                  regression=data.regression, desc=f"teacher {data.name}",
+                  validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
     model = accelerator.unwrap_model(model)
-    meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve}
+    meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve,
+            "curve": curve_entry(stats.curve)}
     if accelerator.is_main_process:
         teacher_cache.save(path, model.cpu(), meta)
         log(f"[{data.name}] fine-tuned teacher cached in {path}")
     accelerator.wait_for_everyone()
-    return model, {k: meta[k] for k in ("train_seconds", "steps", "loss_curve")}
+    return model, {k: meta[k] for k in TEACHER_META}
 
 
 def checkpointer(cfg: RunConfig, data, record_path: Path) -> Checkpointer:
@@ -214,26 +232,36 @@ def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, stude
             return None, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are cached"
                                                 " for classifiers only (and for methods that name their layers)"}
         hidden_layers, attention_layers = method.cached_features(params, student.config, teacher.config)
-    if lm and not method.sparse_teacher(params):
+    kind, temperature = "logits", 1.0
+    if lm and teacher.config.vocab_size <= teacher_outputs.DENSE_TOKEN_VOCAB:
+        kind = "tokens"  # the full distribution of every token: exact for every method
+    elif lm and cfg.teacher_cache_k == 0:
+        return None, {"used": False, "why": f"exact objective: a {teacher.config.vocab_size}-token vocabulary is not"
+                                            " cached per token (teacher_cache_k=k opts in to the top-k approximation"
+                                            " for kd with divergence=fkl)"}
+    elif lm and not method.sparse_teacher(params):
         return None, {"used": False, "why": f"{cfg.method} with these params needs the dense LM teacher"}
-    kind, temperature = ("topk", float(getattr(params, "temperature", 1.0))) if lm else ("logits", 1.0)
+    elif lm:
+        kind, temperature = "topk", float(getattr(params, "temperature", 1.0))
     k = min(cfg.teacher_cache_k, len(tokenizer))
     parts = teacher_outputs.key_parts(teacher_cache.weights_key_parts(cfg, identity, data), tokenizer, data, cfg,
                                       kind, k, temperature, hidden_layers, attention_layers)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
     features = loader.dataset.features
-    if lm:
-        layout = teacher_outputs.Layout("topk", tuple(len(f["input_ids"]) for f in features), k=k,
-                                        temperature=temperature)
+    lengths = tuple(len(f["input_ids"]) for f in features)
+    if kind == "tokens":
+        layout = teacher_outputs.Layout("tokens", lengths, vocab=teacher.config.vocab_size)
+    elif kind == "topk":
+        layout = teacher_outputs.Layout("topk", lengths, k=k, temperature=temperature)
     else:
-        layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features),
-                                        classes=teacher.config.num_labels, hidden_layers=hidden_layers,
+        layout = teacher_outputs.Layout("logits", lengths,
+                                        classes=output_size(data, teacher.config), hidden_layers=hidden_layers,
                                         attention_layers=attention_layers, hidden_size=teacher.config.hidden_size,
                                         heads=teacher.config.num_attention_heads)
     store, meta = teacher_outputs.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
     features_meta = {"hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
-    return store, {"used": True, "kind": kind, **({"k": k} if lm else {}),
+    return store, {"used": True, "kind": kind, **({"k": k} if kind == "topk" else {}),
                    **(features_meta if hidden_layers or attention_layers else {}), **meta}
 
 
@@ -256,7 +284,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
                   teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
                   desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log,
-                  teacher_outputs=outputs)
+                  teacher_outputs=outputs, validate=validator(suite, tokenizer, data, cfg, accelerator.device),
+                  eval_every=cfg.eval_every)
     if outputs is not None:
         outputs.close()
         outputs_meta.update(outputs.meta(), hit=outputs.stats.rows_filled == 0)
@@ -282,6 +311,28 @@ def weights_sha256(model: torch.nn.Module) -> str:
 def _training_key(data) -> tuple:
     """What the student's training depends on beyond the config: the training data and the head."""
     return (data.train.sha256, len(data.train.examples), data.num_labels, getattr(data, "max_blocks", None))
+
+
+def validator(suite, tokenizer, data, cfg, device):
+    """validate(model) → (validation loss, {metric: value}) on the task's held-out slice (kdbench.validation)."""
+    val, order = suite.val_batches(tokenizer, data, cfg)
+    index = torch.tensor(order, dtype=torch.long)
+
+    def validate(model):
+        loss, logits = loss_and_outputs(model, val, device, data.regression)
+        if not logits or not hasattr(suite, "val_metrics"):
+            return loss, {}
+        stacked = torch.cat(logits)
+        unsorted = torch.empty_like(stacked)
+        unsorted[index] = stacked
+        return loss, suite.val_metrics(data, unsorted)
+
+    return validate
+
+
+def curve_entry(curve: list) -> dict:
+    """A curve as the record keeps it: its points and the convergence verdict on them."""
+    return {"points": curve, **judge(curve)}
 
 
 def _fmt(scores: dict) -> str:
@@ -341,8 +392,11 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     """Train (or reuse) the student for one task, score it and its teacher, and write the record."""
     cfg, suite, record, log = run.cfg, run.suite, run.record, run.log
     data = suite.load(task_name, run.data_root, cfg.data.max_train_examples, cfg.data.max_eval_examples)
-    preflight(cfg, run.method, data)
+    suite.hold_out(data, cfg.data.val_examples)
+    record.setdefault("method_checks", {})[task_name] = preflight(cfg, run.method, data)
     record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
+                                 "validation": suite.val_description(data) if hasattr(suite, "val_description")
+                                 else f"{len(data.val.examples)} rows held out of the training data",
                                  **{f"eval_{k}": v.source for k, v in data.evals.items()},
                                  **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()},
                                  "tokenizer": run.tokenizer.name_or_path, "notes": list(getattr(data, "notes", []))}
@@ -352,7 +406,13 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     record["teacher_metrics"][task_name] = meta["metrics"]
     record["timings"]["teacher_s"] += meta["seconds"]
     record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
+    if meta.get("curve"):
+        record.setdefault("teacher_curves", {})[task_name] = meta["curve"]
+    record.setdefault("trivial", {})[task_name] = suite.trivial(run.tokenizer, data, cfg)
     student, stats = _student_for(run, task_name, data, teacher)
+    record.setdefault("curves", {})[task_name] = curve_entry(stats.curve)
+    record["converged"] = all(c["converged"] for c in record["curves"].values())
+
     record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
     record["loss_curves"][task_name] = stats.loss_curve
     if stats.skipped_steps:  # nan_policy=skip
@@ -403,6 +463,7 @@ def _student_for(run: _Run, task_name: str, data, teacher):
     record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
     run.trained = (_training_key(data), student, stats, task_name)
     record["timings"]["train_s"] += stats.seconds
+    record["timings"]["val_s"] = record["timings"].get("val_s", 0.0) + stats.val_seconds
     record["timings"]["teacher_forward_s"] += stats.teacher_seconds
     record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
                                        "train_tokens_per_s": round(stats.tokens_per_second, 1), "steps": stats.steps}

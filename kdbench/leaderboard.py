@@ -38,13 +38,26 @@ REFERENCE_METHODS = ("kd", "none")
 N_RESAMPLES = 1000
 
 
+def teacher_representation(record: dict) -> str:
+    """How the record's method saw the teacher: "dense" (the exact distribution, live or cached), or
+    "topk(k)" when it read the cached top-k approximation (kdbench.teacher_outputs)."""
+    for meta in record.get("teacher_outputs", {}).values():
+        if meta.get("used") and meta.get("kind") == "topk":
+            return f"topk({meta.get('k')})"
+    return "dense"
+
+
 def group_key(record: dict) -> tuple:
+    """What makes records comparable: suite and version, the pair, the budgets and row limits, and, only where
+    it is the top-k approximation, the teacher representation (one objective per table)."""
     cfg = record["config"]
     budget = f"{cfg['train']['max_steps']} steps x {cfg['train']['batch_size']}"
     teacher_budget = f"{cfg['teacher_train']['max_steps']} steps x {cfg['teacher_train']['batch_size']}"
     rows = f"train rows {cfg['data']['max_train_examples'] or 'all'}, eval rows {cfg['data']['max_eval_examples'] or 'all'}"
-    return (record["suite"], record["suite_version"], record["teacher"]["name"], record["student"]["name"],
-            budget, teacher_budget, rows)
+    key = (record["suite"], record["suite_version"], record["teacher"]["name"], record["student"]["name"],
+           budget, teacher_budget, rows)
+    representation = teacher_representation(record)
+    return key if representation == "dense" else key + (f"teacher outputs {representation}",)
 
 
 Summary = tuple  # (mean, CI half-width or None, n)
@@ -63,6 +76,8 @@ class MethodRow:
     examples_per_s: float | None = None
     tokens_per_s: float | None = None
     diagnostics: dict[str, Summary] = field(default_factory=dict)  # e.g. "sst2 mor@5" -> summary
+    improving: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (runs still improving, runs)
+    below_trivial: set = field(default_factory=set)  # tasks where the row is not clearly above the trivial baseline
 
 
 @dataclass
@@ -74,6 +89,7 @@ class Group:
     teacher_params: int | None
     rows: list[MethodRow]
     notes: list[str] = field(default_factory=list)
+    trivial: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # baseline -> task -> metrics
 
     @property
     def title(self) -> str:
@@ -82,7 +98,8 @@ class Group:
 
     @property
     def caption(self) -> str:
-        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}."
+        extra = "".join(f"; {part}" for part in self.key[7:])
+        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}{extra}."
 
 
 def _task_score(metrics: dict[str, float]) -> float:
@@ -188,6 +205,54 @@ class _Resampler:
         return paired_bootstrap(np.mean([a for a, _ in scores], axis=0), np.mean([b for _, b in scores], axis=0))
 
 
+def _trivial(records: list[dict], notes: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """baseline name -> task -> metrics, from the records (every run computes them from its data)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    seen: dict[str, set] = defaultdict(set)
+    for r in records:
+        for task, baselines in r.get("trivial", {}).items():
+            seen[task].add(repr(sorted(baselines.items())))
+            for name, metrics in baselines.items():
+                out.setdefault(name, {}).setdefault(task, metrics)
+    if any(len(v) > 1 for v in seen.values()):
+        notes.append("trivial baselines differ between records; the first is shown")
+    return out
+
+
+def _bounds(summaries: list[Summary]) -> tuple[float, float]:
+    """(lower, upper) end of the 95% interval of the mean of some metrics: their mean ± the mean half-width."""
+    value = mean(s[0] for s in summaries)
+    halves = [s[1] for s in summaries if s[1] is not None]
+    half = mean(halves) if halves else 0.0
+    return value - half, value + half
+
+
+def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
+    """Mark the tasks where the row is not clearly above some trivial baseline: on the metrics the two share,
+    the 95% interval of the row's mean reaches the baseline's mean (direction-aware)."""
+    for task in tasks:
+        metrics = row.tasks.get(task, {})
+        for baseline in trivial.values():
+            shared = [m for m in baseline.get(task, {}) if m in metrics]
+            if not shared:
+                continue
+            higher = all(HIGHER_IS_BETTER.get(base_metric(m), True) for m in shared)
+            low, high = _bounds([metrics[m] for m in shared])
+            value = mean(baseline[task][m] for m in shared)
+            if (low <= value) if higher else (high >= value):
+                row.below_trivial.add(task)
+
+
+def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]:
+    """task -> (runs whose curve was still improving at the last step, runs with a curve)."""
+    out = {}
+    for task in tasks:
+        verdicts = [r["curves"][task].get("converged") for r in runs if task in r.get("curves", {})]
+        if verdicts:
+            out[task] = (sum(v is False or v is None for v in verdicts), len(verdicts))
+    return out
+
+
 def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
     metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not m.endswith("_std")]
@@ -210,7 +275,11 @@ def build_group(key: tuple, records: list[dict]) -> Group:
         row = MethodRow(method, runs, per_task, mean_ci(averages) if len(averages) == len(runs) else None)
         _cost(row, teacher_params)
         row.diagnostics = _diagnostics(runs)
+        row.improving = _improving(runs, tasks)
         rows.append(row)
+    trivial = _trivial(records, notes)
+    for row in rows:
+        _flag_trivial(row, trivial, tasks)
     resampler = _Resampler(rows, tasks)
     methods = {row.method for row in rows}
     for row in rows:
@@ -222,7 +291,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
                 continue
             row.p_values[ref] = {t: resampler.p_value(row.method, ref, t) for t in tasks}
             row.p_values[ref]["avg"] = resampler.p_average(row.method, ref) if row.average else "no average"
-    return Group(key, tasks, metric_names, teacher, teacher_params, rows, notes)
+    return Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
 
 
 def collect(results_dir: Path, suite: str | None = None) -> tuple[list[Group], list[str]]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+from statistics import mean
 from pathlib import Path
 
-from kdbench.leaderboard import Group, MethodRow, Summary
+from kdbench.convergence import RULE
+from kdbench.leaderboard import Group, MethodRow, Summary, run_average
 from kdbench.tables import TableSection
 
 DASH = "–"
@@ -40,6 +42,31 @@ def _cell(summaries: dict[str, Summary] | None) -> tuple[str, float | None]:
     return " / ".join(fmt_summary(s) for s in values) + f" (n={n})", sum(s[0] for s in values) / len(values)
 
 
+def _trivial_cell(metrics: dict[str, float] | None, names: list[str]) -> tuple[str, float | None]:
+    """A trivial baseline's values; named when it covers only some of the task's metrics (e.g. CER alone)."""
+    if not metrics:
+        return DASH, None
+    shown = [m for m in names if m in metrics]
+    if shown == list(names):
+        return " / ".join(fmt_summary((metrics[m], None, 1)) for m in shown), mean(metrics[m] for m in shown)
+    return ", ".join(f"{m} {fmt_summary((metrics[m], None, 1))}" for m in shown), mean(metrics[m] for m in shown)
+
+
+BELOW_TRIVIAL = "▽"
+IMPROVING = "↗"
+
+
+def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[str, float | None]:
+    """A task cell with its warnings: ▽ not clearly above the trivial baseline, ↗ k/n still improving."""
+    text, value = cell
+    if task in row.below_trivial:
+        text += f" {BELOW_TRIVIAL}"
+    k, n = row.improving.get(task, (0, 0))
+    if k:
+        text += f" {IMPROVING} {k}/{n}"
+    return text, value
+
+
 def _p_cell(row: MethodRow, ref: str, tasks: list[str]) -> tuple[str, float | None]:
     if ref not in row.p_values:
         return DASH, None
@@ -63,14 +90,18 @@ def section(group: Group) -> TableSection:
     rows, sort_values = [], []
     teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not m.endswith("_std")})
                      if t in group.teacher else (DASH, None) for t in group.tasks]
-    from kdbench.leaderboard import run_average
-
     t_avg = run_average(group.teacher, group.tasks)
     teacher_row = [("teacher", None)] + teacher_cells + [_num(t_avg, ".1f")] + [(DASH, None)] * 2 + [
         _num(group.teacher_params / 1e6 if group.teacher_params else None, ".1f", "M"), ("1.0x", 1.0),
         (DASH, None), (DASH, None), (DASH, None)] + [(DASH, None)] * len(diag_keys)
+    trivial_rows = []
+    for name, per_task in group.trivial.items():
+        cells = [(f"trivial: {name}", None)] + [_trivial_cell(per_task.get(t), group.metric_names[t])
+                                                 for t in group.tasks]
+        cells.append(_num(run_average(per_task, group.tasks), ".1f"))
+        trivial_rows.append(cells + [(DASH, None)] * (len(columns) - len(cells)))
     for row in group.rows:
-        cells = [(row.method, None)] + [_cell(row.tasks.get(t)) for t in group.tasks]
+        cells = [(row.method, None)] + [_marked(_cell(row.tasks.get(t)), row, t) for t in group.tasks]
         cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
         cells += [_p_cell(row, ref, group.tasks) for ref in ("kd", "none")]
         cells += [_num(row.student_params / 1e6 if row.student_params else None, ".1f", "M"),
@@ -80,8 +111,13 @@ def section(group: Group) -> TableSection:
                    row.diagnostics[k][0] if k in row.diagnostics else None)
                   for k in diag_keys]
         rows.append(cells)
-    all_rows = [teacher_row] + rows
+    all_rows = [teacher_row] + trivial_rows + rows
     notes = list(group.notes)
+    if any(row.below_trivial for row in group.rows):
+        notes.append(f"{BELOW_TRIVIAL}: not clearly above the best trivial baseline (the 95% interval of the task score"
+                     " reaches it)")
+    if any(k for row in group.rows for k, _ in row.improving.values()):
+        notes.append(f"{IMPROVING} k/n: k of the n runs were still improving at their last step ({RULE})")
     reasons: dict[str, set[str]] = {}
     for row in group.rows:
         for ref, ps in row.p_values.items():
@@ -116,9 +152,15 @@ def terminal(sections: list[TableSection]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-CSV_COLUMNS = ["suite", "suite_version", "teacher", "student", "budget", "teacher_budget", "rows", "method", "task",
+CSV_COLUMNS = ["suite", "suite_version", "teacher", "student", "budget", "teacher_budget", "rows", "teacher_outputs",
+               "method", "task",
                "metric", "mean", "ci95_half_width", "n", "p_vs_kd", "p_vs_none", "student_params", "train_s",
                "train_examples_per_s", "train_tokens_per_s"]
+
+
+def _key_cells(g: Group) -> list[str]:
+    """The group key as CSV cells; the teacher representation is "dense" unless the key names another."""
+    return [*g.key[:7], g.key[7].removeprefix("teacher outputs ") if len(g.key) > 7 else "dense"]
 
 
 def to_csv(groups: list[Group]) -> str:
@@ -129,12 +171,16 @@ def to_csv(groups: list[Group]) -> str:
         for t in g.tasks:
             for m, v in g.teacher.get(t, {}).items():
                 if not m.endswith("_std"):
-                    writer.writerow([*g.key, "teacher", t, m, v, "", 1, "", "", g.teacher_params or "", "", "", ""])
+                    writer.writerow([*_key_cells(g), "teacher", t, m, v, "", 1, "", "", g.teacher_params or "", "", "", ""])
+        for name, per_task in g.trivial.items():
+            for t, metrics in per_task.items():
+                for m, v in metrics.items():
+                    writer.writerow([*_key_cells(g), f"trivial: {name}", t, m, v, "", 1, "", "", "", "", "", ""])
         for row in g.rows:
             for t, metrics in row.tasks.items():
                 p = [row.p_values.get(ref, {}).get(t) for ref in ("kd", "none")]
                 for m, (value, half, n) in metrics.items():
-                    writer.writerow([*g.key, row.method, t, m, value, "" if half is None else half, n,
+                    writer.writerow([*_key_cells(g), row.method, t, m, value, "" if half is None else half, n,
                                      *("" if isinstance(x, str) or x is None else x for x in p),
                                      row.student_params or "", row.train_s, row.examples_per_s or "",
                                      row.tokens_per_s or ""])

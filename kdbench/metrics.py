@@ -20,6 +20,7 @@ from kdbench.errors import KdbenchError
 HIGHER_IS_BETTER = {
     "accuracy": True, "f1": True, "mcc": True, "pearson": True, "spearman": True,
     "gsm8k_accuracy": True, "bleu": True, "rouge1": True, "rouge2": True, "rougeL": True, "cer": False, "perplexity": False,
+    "loss": False,
 }
 
 
@@ -170,6 +171,23 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
             if end == len(ids):
                 break
     return math.exp(total_nll / total_tokens)
+
+
+def unigram_log_probs(train_ids, vocab_size: int) -> "np.ndarray":
+    """log p(token) of the training tokens' unigram model with add-one smoothing over the vocabulary:
+    p(t) = (count(t) + 1) / (N + V). The trivial language model every student must beat."""
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(float)
+    return np.log(counts + 1.0) - math.log(counts.sum() + vocab_size)
+
+
+def unigram_nll(train_ids, eval_ids, vocab_size: int) -> float:
+    """Mean negative log-likelihood (nats) of `eval_ids[1:]` under the unigram model of `train_ids`: the
+    tokens `perplexity` scores (the first has no context there), so the two are comparable."""
+    log_p = unigram_log_probs(train_ids, vocab_size)
+    targets = np.asarray(eval_ids[1:], dtype=np.int64)
+    if not len(targets):
+        raise KdbenchError("the unigram baseline needs at least 2 eval tokens")
+    return float(-log_p[targets].mean())
 
 
 def final_number(text: str) -> str | None:

@@ -108,11 +108,70 @@ def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
     plt.close(fig)
 
 
+def curve_series(runs: list[dict], task: str) -> tuple[str, list[tuple[int, float, float | None]]] | None:
+    """(y label, [(step, mean over runs, 95% CI half-width or None)]) of the runs' validation curves on a task:
+    the validation score (mean of its metrics) where the task has one, else the validation loss."""
+    from kdbench.convergence import point_score
+    from kdbench.stats import mean_ci
+
+    curves = [r["curves"][task]["points"] for r in runs if task in r.get("curves", {}) and r["curves"][task]["points"]]
+    if not curves:
+        return None
+    scored = all(point_score(p) is not None for c in curves for p in c)
+    by_step: dict[int, list[float]] = {}
+    for points in curves:
+        for p in points:
+            by_step.setdefault(p[0], []).append(point_score(p) if scored else p[1])
+    series = [(step, *mean_ci(values)[:2]) for step, values in sorted(by_step.items())]
+    return ("validation score (mean of the task's metrics)" if scored else "validation loss (nats per token)"), series
+
+
+def _plot_curves(group: Group, path: Path) -> bool:
+    """Validation score (or loss) against training steps, one line per method, 95% band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in group.tasks if any(curve_series(row.runs, t) for row in group.rows)]
+    if not tasks:
+        return False
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        label = ""
+        for row in group.rows:
+            found = curve_series(row.runs, task)
+            if found is None:
+                continue
+            label, series = found
+            steps = [p[0] for p in series]
+            means = [p[1] for p in series]
+            line, = ax.plot(steps, means, marker=".", label=f"{row.method} (n={len(row.runs)})")
+            halves = [p[2] for p in series]
+            if all(h is not None for h in halves):
+                ax.fill_between(steps, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+                                color=line.get_color(), alpha=0.15)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{group.title}\nlearning curves on the held-out validation slice; band: 95% CI over seeds",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_plots(groups: list[Group], results_dir: Path, name: str) -> dict[str, Path]:
-    """Two PNGs per group; returns {"png_pareto_<i>": path, "png_tasks_<i>": path}."""
+    """Three PNGs per group (pareto, tasks, curves); returns {"png_<kind>_<i>": path}."""
     out = {}
     for i, group in enumerate(groups):
         pareto, tasks = results_dir / f"leaderboard_{name}_pareto_{i}.png", results_dir / f"leaderboard_{name}_tasks_{i}.png"
         _plot_group(group, pareto, tasks)
         out[f"png_pareto_{i}"], out[f"png_tasks_{i}"] = pareto, tasks
+        curves = results_dir / f"leaderboard_{name}_curves_{i}.png"
+        if _plot_curves(group, curves):
+            out[f"png_curves_{i}"] = curves
     return out

@@ -36,6 +36,8 @@ class TrainStats:
     loss_curve: list = field(default_factory=list)  # [step, mean loss since the last point, {part: mean}]
     resumed_from: int = 0  # the step of the checkpoint this training resumed from (0: none)
     teacher_outputs: dict = field(default_factory=dict)  # whether cached teacher outputs were used, and why
+    curve: list = field(default_factory=list)  # [step, validation loss, {metric: value}] (kdbench.convergence)
+    val_seconds: float = 0.0  # time spent on the validation curve (not counted in `seconds`)
 
     @property
     def examples_per_second(self) -> float:
@@ -116,7 +118,8 @@ def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
     not −100 (response tokens, or all tokens of plain text; never padding)."""
     labels = batch["labels"]
     if labels.dim() == 1:
-        return Step(student_out, teacher_out, labels, batch["attention_mask"], None, regression)
+        soft = (batch["target_ids"], batch["target_weights"]) if "target_ids" in batch else None
+        return Step(student_out, teacher_out, labels, batch["attention_mask"], None, regression, soft)
     # A target counts only when the position predicting it is a real token: with left padding the
     # first real token would otherwise be "predicted" from a pad.
     scored = (labels[:, 1:] != -100) & batch["attention_mask"][:, :-1].bool()
@@ -176,7 +179,7 @@ def _save(checkpoint: Checkpointer, step: int, batch_index: int, model, extra, o
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rng_state(),
         "stats": {"examples": stats.examples, "tokens": stats.tokens, "seconds": elapsed,
                   "teacher_seconds": stats.teacher_seconds, "skipped_steps": stats.skipped_steps,
-                  "loss_curve": stats.loss_curve},
+                  "loss_curve": stats.loss_curve, "curve": stats.curve, "val_seconds": stats.val_seconds},
         "window": [[loss, parts] for loss, parts in window],
     })
 
@@ -195,6 +198,7 @@ def _restore(state: dict, model, extra, optimizer, schedule, stats: TrainStats, 
     saved = state["stats"]
     stats.examples, stats.tokens, stats.teacher_seconds = saved["examples"], saved["tokens"], saved["teacher_seconds"]
     stats.seconds, stats.skipped_steps, stats.loss_curve = saved["seconds"], saved["skipped_steps"], saved["loss_curve"]
+    stats.curve, stats.val_seconds = saved.get("curve", []), saved.get("val_seconds", 0.0)
     stats.steps = stats.resumed_from = state["step"]
     window.extend((loss, parts) for loss, parts in state["window"])
     for _ in range(state["batch_index"]):
@@ -219,6 +223,8 @@ def train(
     checkpoint: Checkpointer | None = None,
     log=None,
     teacher_outputs=None,
+    validate: Callable[[torch.nn.Module], tuple[float, dict]] | None = None,
+    eval_every: int = 0,
 ) -> TrainStats:
     """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps.
 
@@ -232,15 +238,37 @@ def train(
 
     With `teacher_outputs` (kdbench.teacher_outputs.TeacherOutputs) the teacher's outputs for each batch
     are read from that cache by example index; `teacher` runs only for examples not cached yet.
+
+    With `validate(model)` → (validation loss, {metric: value}), the model is scored before the first step,
+    every `eval_every` steps (kdbench.convergence.auto_eval_every) and after the last step, in eval mode
+    and without gradients; the points form `stats.curve`. Scoring draws no random numbers, so the curve
+    does not change the training. Its time is kept apart (`stats.val_seconds`).
     """
     with stop_signals.deferred():
         return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
                       regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log,
-                      teacher_outputs=teacher_outputs)
+                      teacher_outputs=teacher_outputs, validate=validate, eval_every=eval_every)
+
+
+def _validation_point(model, validate, step: int, stats: TrainStats, accelerator) -> None:
+    """Score the model on the validation slice and append the point to the curve."""
+    t0 = time.perf_counter()
+    inner = accelerator.unwrap_model(model)
+    was_training = inner.training
+    inner.eval()
+    saved = rng_state()  # scoring must not move the training's random streams (DataLoader iterators draw a seed)
+    with torch.no_grad(), record_function("kdbench/validation"):
+        loss, scores = validate(inner)
+    set_rng_state(saved)
+    inner.train(was_training)
+    stats.curve.append([step, round(float(loss), 6), {k: round(float(v), 4) for k, v in scores.items()}])
+    stats.val_seconds += time.perf_counter() - t0
 
 
 def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, regression, desc, nan_policy,
-           checkpoint, log, teacher_outputs) -> TrainStats:
+           checkpoint, log, teacher_outputs, validate=None, eval_every=0) -> TrainStats:
+    from kdbench.convergence import auto_eval_every
+
     from transformers import get_linear_schedule_with_warmup
 
     if cfg.batch_size % accelerator.num_processes:
@@ -248,7 +276,8 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
 
         raise KdbenchError(f"batch_size {cfg.batch_size} does not split over {accelerator.num_processes} processes;"
                            f" choose a multiple of {accelerator.num_processes}")
-    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    # frozen parameters (a teacher fine-tuned in its top layers only) get no optimizer state
+    params = [p for p in model.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
@@ -267,6 +296,9 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         if log:
             log(f"resuming {desc} from the checkpoint at step {state['step']} in {checkpoint.folder}")
         del state
+    every = auto_eval_every(cfg.max_steps, eval_every)
+    if validate is not None and not stats.curve:
+        _validation_point(model, validate, 0, stats, accelerator)
     start = time.perf_counter() - stats.seconds  # a resumed run counts the time of the steps it kept
     # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
     bar = tqdm(total=cfg.max_steps, initial=stats.steps, desc=desc, unit="step", leave=False,
@@ -333,6 +365,10 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
             mean_parts = {k: sum(w[1].get(k, 0.0) for w in window) / len(window) for k in window[0][1]}
             stats.loss_curve.append([step, round(mean_loss, 6), {k: round(v, 6) for k, v in mean_parts.items()}])
             window.clear()
+        if validate is not None and (step % every == 0 or step == cfg.max_steps):
+            t0 = time.perf_counter()
+            _validation_point(model, validate, step, stats, accelerator)
+            start += time.perf_counter() - t0  # validation time is not training time
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
         bar.update(1)

@@ -29,7 +29,8 @@ from pathlib import Path
 from kdbench.files import file_sha256, replace_folder
 from kdbench.results import atomic_write_text
 
-RECIPE_VERSION = 2  # bump when the fine-tuning procedure changes (2: fused AdamW)
+RECIPE_VERSION = 3  # bump when the fine-tuning procedure changes (2: fused AdamW; 3: the validation slice
+# is held out of the training data, top_layers)
 
 
 def teacher_key(parts: dict) -> str:
@@ -45,6 +46,7 @@ def weights_key_parts(cfg, identity: dict, data) -> dict:
         "num_labels": data.num_labels,
         "train_data": data.train.sha256,
         "max_train_examples": cfg.data.max_train_examples,
+        "val_examples": cfg.data.val_examples,  # held out of the training data (text suites cut it from the text)
         "teacher_train": dataclasses.asdict(cfg.teacher_train),
     }
 

@@ -3,10 +3,15 @@ method and seed that trains on the same data (`teacher_cache=false` turns it off
 
 What is stored, per training example (looked up through the batch's `example_index`):
 - classification: the full logits `(C,)`, float32;
-- causal LMs: for every real token, the teacher's top-k raw logits (float16) and their token ids (int32),
-  plus logsumexp(z / T) over the whole vocabulary (float32) at the method's temperature T, so that the
-  mass outside the top-k is known exactly: `kdbench.losses.chunked.sparse_forward_kl` treats it as one
-  tail bucket (the exact KL of the (top-k, rest) coarsening; equal to the dense KL when k = V).
+- causal LMs with a small vocabulary (≤ DENSE_TOKEN_VOCAB, the char suite): the full logits of every real
+  token, float32, so every method reads the exact distribution;
+- causal LMs with a large vocabulary, only where the user opts in to the approximation
+  (`teacher_cache_k=k`): for every real token, the teacher's top-k raw logits (float16) and their token ids
+  (int32), plus logsumexp(z / T) over the whole vocabulary (float32) at the method's temperature T, so
+  that the mass outside the top-k is known exactly: `kdbench.losses.chunked.sparse_forward_kl` treats it
+  as one tail bucket (the exact KL of the (top-k, rest) coarsening, a coarser objective than the dense
+  KL; records say `topk(k)` and the leaderboard keeps them in their own group). Without the opt-in a
+  large-vocabulary LM teacher runs live: every method in a table optimises the same, exact objective.
 - classification with feature alignment (fakd): also the hidden states of the mapped teacher layers
   only (per real token, float16) and the attention maps of the mapped layers only (all heads, real
   queries x real keys, float16). Causal LMs with features run the teacher live.
@@ -45,6 +50,7 @@ from kdbench.files import replace_folder
 from kdbench.locks import file_lock
 
 FORMAT = 2
+DENSE_TOKEN_VOCAB = 4096  # causal LMs up to this vocabulary keep full per-token logits (16 KB a token)
 
 
 def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temperature: float,
@@ -56,6 +62,8 @@ def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temp
         parts.update(hidden_layers=list(hidden_layers), attention_layers=list(attention_layers), features="float16")
     if kind == "topk":
         parts.update(k=k, temperature=temperature, padding_side=cfg.data.padding_side)
+    if kind == "tokens":
+        parts.update(padding_side=cfg.data.padding_side)
     return parts
 
 
@@ -78,6 +86,16 @@ class DenseTeacher:
 
 
 @dataclass
+class DenseTokenTeacher:
+    """A causal-LM batch's teacher as its full logits `(B, T, V)` (small vocabularies: the char suite), exact."""
+
+    logits: torch.Tensor
+
+    def shifted(self) -> "DenseTokenTeacher":
+        return DenseTokenTeacher(self.logits[:, :-1])
+
+
+@dataclass
 class FeatureTeacher:
     """A classifier batch's teacher with the mapped layers' features, indexed like a model's outputs:
     `hidden_states[l]` `(B, T, H)` for the stored layers l (None elsewhere), `attentions[l]` `(B, h, T, T)`.
@@ -90,12 +108,14 @@ class FeatureTeacher:
 
 @dataclass(frozen=True)
 class Layout:
-    """What an entry holds: `kind` "logits" (classes per example) or "topk" (k per real token)."""
+    """What an entry holds: `kind` "logits" (classes per example), "topk" (k per real token) or "tokens"
+    (the full vocabulary per real token, float32: exact, for small vocabularies)."""
 
     kind: str
     lengths: tuple[int, ...]  # real tokens per training example, in dataset order
     classes: int = 0  # "logits": C
     k: int = 0  # "topk"
+    vocab: int = 0  # "tokens"
     temperature: float = 1.0  # "topk": T of the stored log-sum-exp
     hidden_layers: tuple[int, ...] = ()  # "logits": hidden-state indices to keep (0 = embeddings)
     attention_layers: tuple[int, ...] = ()  # "logits": attention-map indices to keep (0 = first layer)
@@ -119,6 +139,8 @@ class Layout:
             for layer in self.attention_layers:
                 out[f"attention_{layer}"] = ("float16", (squares,))
             return {**out, "row_hash": ("uint64", (n,))}
+        if self.kind == "tokens":
+            return {"logits": ("float32", (tokens, self.vocab)), "row_hash": ("uint64", (n,))}
         return {"values": ("float16", (tokens, self.k)), "indices": ("int32", (tokens, self.k)),
                 "lse": ("float32", (tokens,)), "row_hash": ("uint64", (n,))}
 
@@ -161,6 +183,8 @@ class TeacherOutputs:
             a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
             return (self.arrays["logits"][i], *(self.arrays[f"hidden_{l}"][lo:hi] for l in self.layout.hidden_layers),
                     *(self.arrays[f"attention_{l}"][a:b] for l in self.layout.attention_layers))
+        if self.kind == "tokens":
+            return (self.arrays["logits"][lo:hi],)
         return self.arrays["values"][lo:hi], self.arrays["indices"][lo:hi], self.arrays["lse"][lo:hi]
 
     def _intact(self, i: int) -> bool | None:
@@ -217,8 +241,12 @@ class TeacherOutputs:
                 if z.shape[0] != self.layout.lengths[i]:
                     raise RuntimeError(f"example {i} has {z.shape[0]} real tokens, the cache expects"
                                        f" {self.layout.lengths[i]}")
-                top = z.topk(self.layout.k, dim=-1)
                 lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+                if self.kind == "tokens":
+                    self.arrays["logits"][lo:hi] = z.cpu().numpy()
+                    self.arrays["row_hash"][i] = _row_hash(*self._rows(i))
+                    continue
+                top = z.topk(self.layout.k, dim=-1)
                 self.arrays["values"][lo:hi] = top.values.half().cpu().numpy()
                 self.arrays["indices"][lo:hi] = top.indices.int().cpu().numpy()
                 self.arrays["lse"][lo:hi] = torch.logsumexp(z / self.layout.temperature, dim=-1).cpu().numpy()
@@ -233,6 +261,11 @@ class TeacherOutputs:
             return self._read_features(batch, index, logits)
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
+        if self.kind == "tokens":
+            logits = torch.zeros(B, T, self.layout.vocab, dtype=torch.float32)
+            for row, i in enumerate(index):
+                logits[row, mask[row].nonzero().squeeze(-1)] = torch.from_numpy(np.array(self._rows(i)[0]))
+            return DenseTokenTeacher(logits.to(device))
         k = self.layout.k
         values = torch.zeros(B, T, k, dtype=torch.float16)
         indices = torch.zeros(B, T, k, dtype=torch.long)

@@ -29,6 +29,8 @@ class Step:
     position_mask: `(B,)` or `(B, T)` positions that carry a loss (None = all).
     attention_mask: `(B, T)` non-pad tokens, for feature losses.
     regression: the task has one real-valued output (GLUE STS-B).
+    soft_targets: (ids `(B, K)`, weights `(B, K)`) when a label is spread over K outputs (the causal-LM GLUE
+    form's STS-B: a score between two digit words); the supervised loss is then the CE against it.
     """
 
     student: Any
@@ -37,6 +39,7 @@ class Step:
     attention_mask: torch.Tensor
     position_mask: torch.Tensor | None = None
     regression: bool = False
+    soft_targets: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -52,19 +55,23 @@ class Method:
     # classifiers: (hidden-state indices, attention indices) of the teacher that the loss reads, so that the
     # teacher-output cache stores only those layers; None: the method's hidden states/attentions are not cached
     cached_features: Callable[[Any, Any, Any], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+    # (params, number of outputs of the distilled distribution, task name) -> what the record should say of
+    # the method on this task, or a KdbenchError when the method cannot work there (checked before training)
+    check_outputs: Callable[[Any, int, str], dict] | None = None
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
 
 def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", sparse_teacher=None,
-                    cached_features=None):
+                    cached_features=None, check_outputs=None):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
     `needs` is a set of teacher outputs, or a function of the params returning one. `sparse_teacher(params)`
     says whether the loss accepts an LM teacher given as cached top-k logits (default: never).
     `cached_features(params, student_config, teacher_config)` → (hidden-state indices, attention indices)
     the loss reads from the teacher, for the teacher-output cache (default: features run live).
+    `check_outputs(params, outputs, task)` → a dict for the record, or raises KdbenchError before training.
     """
 
     def needs_fn(p) -> frozenset[str]:
@@ -72,7 +79,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
 
     def deco(fn):
         METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0],
-                                 sparse_teacher or (lambda p: False), cached_features))
+                                 sparse_teacher or (lambda p: False), cached_features, check_outputs))
         return fn
 
     return deco
@@ -89,6 +96,17 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> t
     flat = labels.reshape(-1)
     total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), flat, ignore_index=-100, reduction="sum")
     return total / (flat != -100).sum().clamp_min(1)
+
+
+def supervised_loss(step: Step, logits: torch.Tensor | None = None) -> torch.Tensor:
+    """The step's supervised loss on `logits` (default: the student's): `task_loss`, or, with soft targets,
+    CE = −Σ_j w_j · log softmax(z)_{id_j}, averaged over the batch (shapes `(B, V)`, ids/weights `(B, K)`)."""
+    logits = step.student.logits if logits is None else logits
+    if step.soft_targets is None:
+        return task_loss(logits, step.labels, step.regression)
+    ids, weights = step.soft_targets
+    log_probs = F.log_softmax(logits.float(), -1)
+    return -(log_probs.gather(-1, ids) * weights.float()).sum(-1).mean()
 
 
 def output_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from torch import nn
 
 from kdbench.errors import KdbenchError
 from kdbench.losses import attention_kl, forward_kl, hidden_mse
-from kdbench.methods.base import Step, output_mse, parts_of, register_method, task_loss
+from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.models.layer_map import Projections, layer_pairs
 
 
@@ -115,6 +115,6 @@ def fakd_loss(step: Step, params: FAKDParams, aligner: FeatureAligner):
         else:
             out = params.temperature**2 * forward_kl(s.logits, t.logits, step.position_mask, params.temperature)
     if params.ce_weight > 0:
-        ce = task_loss(s.logits, step.labels, step.regression)
+        ce = supervised_loss(step, s.logits)
     loss = params.ce_weight * ce + params.alpha_feat * feat + params.beta_attn * attn + params.gamma_out * out
     return loss, parts_of(ce=ce, feat=feat, attn=attn, out=out)

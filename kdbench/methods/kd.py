@@ -18,7 +18,7 @@ from kdbench.errors import KdbenchError
 from kdbench.losses import DIVERGENCES
 from kdbench.losses.chunked import sparse_forward_kl
 from kdbench.losses.fused_kl import fused_forward_kl
-from kdbench.methods.base import Step, output_mse, parts_of, register_method, task_loss
+from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.registry import did_you_mean
 
 
@@ -57,7 +57,7 @@ def kd_loss(step: Step, params: KDParams, state=None):
     if hasattr(step.teacher, "topk_indices"):  # cached top-k teacher (forward KL only): tail as one bucket
         soft = params.temperature**2 * sparse_forward_kl(s, step.teacher.topk_values, step.teacher.topk_indices,
                                                          step.teacher.lse, step.position_mask, params.temperature)
-        hard = task_loss(s, step.labels, step.regression) if params.alpha < 1 else soft.new_zeros(())
+        hard = supervised_loss(step, s) if params.alpha < 1 else soft.new_zeros(())
         return params.alpha * soft + (1 - params.alpha) * hard, parts_of(kd=soft, ce=hard)
     t = step.teacher.logits
     if step.regression:
@@ -68,6 +68,6 @@ def kd_loss(step: Step, params: KDParams, state=None):
         soft = params.temperature**2 * divergence(
             params.divergence, s, t, step.position_mask, params.temperature, params.beta, params.skew
         )
-    hard = task_loss(s, step.labels, step.regression) if params.alpha < 1 else soft.new_zeros(())
+    hard = supervised_loss(step, s) if params.alpha < 1 else soft.new_zeros(())
     loss = params.alpha * soft + (1 - params.alpha) * hard
     return loss, parts_of(kd=soft, ce=hard)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdbench.methods.base import Step, parts_of, register_method, task_loss
+from kdbench.methods.base import Step, parts_of, register_method, supervised_loss
 
 
 @dataclass(frozen=True)
@@ -18,5 +18,5 @@ class NoneParams:
 @register_method("none", params=NoneParams, needs=frozenset())
 def none_loss(step: Step, params: NoneParams, state=None):
     """Student on labels only: CE (MSE for regression), no teacher."""
-    loss = task_loss(step.student.logits, step.labels, step.regression)
+    loss = supervised_loss(step)
     return loss, parts_of(ce=loss)

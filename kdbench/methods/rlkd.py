@@ -13,9 +13,15 @@ it). The authors' code computes L_rank + L_logits/2: the same ratio at half the
 scale (METHODS.md §5 #2). If L_rank is not finite, the step uses L_logits alone,
 as the code does, and the record counts it (`rank_nonfinite`).
 
-k is clamped to the number of classes V (GLUE heads have 2–3), since a top-k
-larger than V does not exist; with V < 2 (a regression head) the rank term is
-undefined and dropped, and the logits term is MSE(student, teacher).
+k is clamped to the number of outputs V, since a top-k larger than V does not
+exist. With V < 3 the rank term is dead: the Spearman correlation of two points
+is always ±1, so each row's rank loss is exactly 0 or 2 and its gradient is ~0;
+with V = 1 (a regression head) there is no ranking at all (the term is dropped
+and the logits term is MSE(student, teacher)). Such a head (the encoder GLUE
+form's 2-class tasks and STS-B) is refused before training, unless
+`method.allow_small_head=true`; the record's `method_checks` then says what ran.
+The causal-LM GLUE form (suite=glue) ranks the whole vocabulary at the answer
+position, where the rank term is alive.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from kdbench.losses import rank_loss, topk_overlap
 from kdbench.losses._reduce import reduce_positions
 from kdbench.losses.fused_kl import fused_forward_kl
 from kdbench.losses.ranking import UNIONS
-from kdbench.methods.base import Step, output_mse, parts_of, register_method, task_loss
+from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.methods.kd import check_divergence, divergence
 
 
@@ -46,6 +52,7 @@ class RLKDParams:
     beta: float = 0.5  # JSD(β) when logits_loss=jsd (RLKD's code: symmetric 0.5)
     skew: float = 0.1  # skew α when logits_loss=skl|srkl
     ce_weight: float = 0.0  # optional CE on labels; RLKD uses none
+    allow_small_head: bool = False  # run on a head with < 3 outputs anyway (the rank term is then constant)
 
     def __post_init__(self):
         check_divergence(self.logits_loss, "method.logits_loss")
@@ -55,7 +62,23 @@ class RLKDParams:
             raise KdbenchError(f"method.k must be >= 1, got {self.k}")
 
 
-@register_method("rlkd", params=RLKDParams, needs=frozenset({"logits"}))
+def rlkd_check(params: RLKDParams, outputs: int, task: str) -> dict:
+    """The effective k on a distribution of `outputs` entries, and whether the rank term can learn there."""
+    k = min(params.k, outputs)
+    if outputs >= 3:
+        return {"effective_k": k, "rank_term": "live"}
+    why = ("a regression head has one output, so there is nothing to rank" if outputs == 1 else
+           f"with {outputs} outputs the Spearman correlation of the top-{k} is always ±1, so the rank term is a"
+           " constant (0 or 2 per row) with no gradient")
+    if not params.allow_small_head:
+        raise KdbenchError(f"method rlkd on {task}: {why}, and the run would be its logits loss alone. Use the"
+                           " causal-LM GLUE form (suite=glue), which ranks the vocabulary, or pass"
+                           " method.allow_small_head=true to run it anyway (the record says so)")
+    return {"effective_k": k, "rank_term": "dropped" if outputs == 1 else "constant", "why": why,
+            "allow_small_head": True}
+
+
+@register_method("rlkd", params=RLKDParams, needs=frozenset({"logits"}), check_outputs=rlkd_check)
 def rlkd_loss(step: Step, params: RLKDParams, state=None):
     """RLKD: w_rank·(1 − soft Spearman on top-k) + logits divergence."""
     s, t, mask = step.student.logits, step.teacher.logits, step.position_mask
@@ -81,6 +104,6 @@ def rlkd_loss(step: Step, params: RLKDParams, state=None):
     loss = params.w_rank * rank + params.w_logits * logits
     ce = s.new_zeros(())
     if params.ce_weight:
-        ce = task_loss(s, step.labels, step.regression)
+        ce = supervised_loss(step, s)
         loss = loss + params.ce_weight * ce
     return loss, parts_of(rank=rank, logits=logits, ce=ce, rank_nonfinite=nonfinite)

@@ -52,9 +52,13 @@ def resolve_source(name: str, cache_dir: str | Path | None = None) -> tuple[str,
     if name in MODELS:
         preset = MODELS.get(name)
         base = MODELS.get(preset.layers_of) if preset.layers_of else preset
+        root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        if base.builtin == "char":
+            from kdbench.models.char import base_folder
+
+            return str(base_folder(root)), preset
         folder = base.package_dir()
         if base.gguf_file:
-            root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
             folder = converted_folder(base.name, folder / base.gguf_file, root)
         return str(folder), preset
     if Path(name).exists():
@@ -120,6 +124,20 @@ def _layer_list(model: nn.Module) -> nn.ModuleList:
     raise KdbenchError(f"cannot find the {count} transformer layers of {type(model).__name__} to take a subset of")
 
 
+def freeze_below_top(model: nn.Module, top: int) -> nn.Module:
+    """Train only the top `top` transformer layers and what follows them (final norm, pooler, task head): the
+    layers below and every embedding parameter (a head tied to the input embeddings with them) are frozen,
+    so the backward pass stops at the lowest trained layer. In place."""
+    layers = _layer_list(model)
+    if top > len(layers):
+        raise KdbenchError(f"teacher_train.top_layers={top} but the teacher has {len(layers)} layers")
+    lower = {id(p) for layer in list(layers)[: len(layers) - top] for p in layer.parameters()}
+    for name, p in model.named_parameters():
+        if id(p) in lower or "embed" in name:
+            p.requires_grad_(False)
+    return model
+
+
 def keep_layers(model: nn.Module, keep: list[int]) -> nn.Module:
     """Keep only the transformer layers `keep` (1-based) of `model`, in place.
 
@@ -143,6 +161,11 @@ def keep_layers(model: nn.Module, keep: list[int]) -> nn.Module:
     return model
 
 
+def _builtin(preset: Preset) -> bool:
+    """Whether the preset belongs to a family kdbench writes itself (config and tokenizer, no weights)."""
+    return bool((MODELS.get(preset.layers_of) if preset.layers_of else preset).builtin)
+
+
 def load_causal_lm(name: str, seed: int, eager: bool = False, cache_dir=None):
     """A causal LM for `name`: a preset (converted GGUF, layer subset or random config), a folder or a hub id."""
     from transformers import AutoModelForCausalLM
@@ -150,7 +173,7 @@ def load_causal_lm(name: str, seed: int, eager: bool = False, cache_dir=None):
     source, preset = resolve_source(name, cache_dir)
     attn = {"attn_implementation": "eager"} if eager else {}
     torch.manual_seed(seed)
-    if preset is not None and preset.config:
+    if preset is not None and (preset.config or _builtin(preset)):  # random weights from the config
         _quiet_transformers()
         return AutoModelForCausalLM.from_config(load_config(name, cache_dir), **attn)
     model = _from_pretrained(AutoModelForCausalLM, source, "model", **attn)
@@ -212,8 +235,9 @@ def model_identity(name: str, cache_dir=None) -> dict:
     source, preset = resolve_source(name, cache_dir)
     path = Path(source)
     base = MODELS.get(preset.layers_of or name) if preset is not None else None
-    ident = {"name": name, "source": source if base is None else f"pypi:{base.package}"}
-    if preset is not None and preset.config:
+    ident = {"name": name, "source": source if base is None else (
+        f"builtin:{base.builtin}" if base.builtin else f"pypi:{base.package}")}
+    if preset is not None and (preset.config or (base is not None and base.builtin)):
         ident["init"] = "random"
         ident["config"] = dict(preset.config)
         return ident

@@ -27,6 +27,7 @@ class Preset:
     config: dict = field(default_factory=dict)  # randomly initialised: config overrides on layers_of's config
     gguf_file: str = ""  # a GGUF checkpoint inside the package, converted once to a plain HF folder
     task: str = "classification"  # classification (GLUE) | causal_lm
+    builtin: str = ""  # a model family kdbench writes itself (no package): "char" (kdbench.models.char)
 
     def package_dir(self) -> Path:
         path = package_folder(self.package, self.install) / self.package_subdir
@@ -92,6 +93,45 @@ register(
         layers_of="smollm2-135m",
         config={"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2,
                 "intermediate_size": 768, "head_dim": 64},
+        task="causal_lm",
+    )
+)
+
+register(
+    Preset(
+        "char-base",
+        "random Llama 2 x 128 over kdbench's 66-token character vocabulary (Tiny Shakespeare); base of the char presets",
+        builtin="char",
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "char-teacher",
+        "the char suite's teacher: random Llama 4 layers x 256, 4 heads, FFN 1024, 4.2M params, trained from scratch",
+        layers_of="char-base",
+        config={"num_hidden_layers": 4, "hidden_size": 256, "intermediate_size": 1024, "num_attention_heads": 4,
+                "num_key_value_heads": 4, "head_dim": 64},
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "char-student",
+        "the char suite's student: random Llama 2 layers x 128, 4 heads, FFN 512, 0.5M params",
+        layers_of="char-base",
+        config={"num_hidden_layers": 2, "hidden_size": 128, "intermediate_size": 512, "num_attention_heads": 4,
+                "num_key_value_heads": 4, "head_dim": 32},
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "char-tiny",
+        "random Llama 1 layer x 32, 2 heads, FFN 64, for tests and the CI gate",
+        layers_of="char-base",
+        config={"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                "num_key_value_heads": 2, "head_dim": 16},
         task="causal_lm",
     )
 )

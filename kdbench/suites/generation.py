@@ -32,6 +32,7 @@ from kdbench.generation import generate
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
 from kdbench.registry import did_you_mean
+from kdbench.validation import batches, carve
 
 
 @dataclass
@@ -40,6 +41,7 @@ class GenData:
     train: Split  # examples: [(prompt, response)]
     evals: dict  # "test" -> Split with examples [(prompt, [references])]
     max_train: int = 0
+    val: Split | None = None  # rows held out of train for learning curves (kdbench.validation)
     num_labels: int = 0
     regression: bool = False
     notes: list = field(default_factory=list)
@@ -208,6 +210,18 @@ def first_lines(predictions: list[str]) -> list[str]:
     return [p.strip().split("\n", 1)[0].strip() for p in predictions]
 
 
+def prompt_input(task: str, prompt) -> str:
+    """The input a prompt wraps (the sentence to translate, the abstract, the instruction): what the
+    copy-the-prompt baseline answers with. Chat prompts give their user message."""
+    if not isinstance(prompt, str):
+        return prompt[-1]["content"]
+    for head, tail in (("\nEnglish: ", "\nGerman:"), ("\nAbstract: ", "\nTL;DR:"), ("\nArticle: ", "\nSummary:"),
+                       ("Question: ", "\nAnswer:"), ("### Instruction:\n", "\n\n### Response:")):
+        if head in prompt and tail in prompt:
+            return prompt.split(head, 1)[1].rsplit(tail, 1)[0]
+    return prompt
+
+
 def _first(split: Split, n: int) -> Split:
     return split if not n else Split(split.examples[:n], split.source, split.sha256)
 
@@ -263,14 +277,40 @@ class GenerationSuite:
     def build_model(self, name: str, data: GenData, seed: int, cache_dir=None, attention_maps: bool = False):
         return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
 
-    def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+    def hold_out(self, data: GenData, n: int) -> None:
+        data.train, data.val = carve(data.train, n)
+
+    def val_batches(self, tokenizer, data: GenData, cfg) -> tuple[list[dict], list[int]]:
+        """The held-out (prompt, response) rows, teacher-forced: the curve is the response tokens' CE."""
+        features = self._features(tokenizer, data.val.examples, cfg.train.max_length)[0]
+        if not features:
+            raise KdbenchError(f"every validation prompt fills train.max_length={cfg.train.max_length}; raise it")
+        return batches(features, LMCollator(tokenizer.pad_token_id), cfg.eval.batch_size)
+
+    def trivial(self, tokenizer, data: GenData, cfg) -> dict[str, dict[str, float]]:
+        """Outputs that need no model: the empty string, and the prompt's input copied as the answer."""
+        test = data.evals["test"].examples
+        references = [refs for _, refs in test]
+        copies = [prompt_input(data.name, prompt) for prompt, _ in test]
+        if data.name in ONE_LINE_ANSWERS:
+            copies = first_lines(copies)
+        return {"empty output": self.metric([""] * len(test), references),
+                "copy the prompt": self.metric(copies, references)}
+
+    @staticmethod
+    def _features(tokenizer, examples: list, max_length: int) -> tuple[list[dict], list[int]]:
+        """(prompt → response features, indices of the examples skipped because the prompt fills max_length)."""
         features, skipped = [], []
-        for i, (prompt, response) in enumerate(data.train.examples):
+        for i, (prompt, response) in enumerate(examples):
             row = prompt_response(tokenizer, render(tokenizer, prompt), response, max_length)
             if all(label == -100 for label in row["labels"]):
                 skipped.append(i)  # the prompt fills the whole window: nothing to learn from this example
                 continue
             features.append(row)
+        return features, skipped
+
+    def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        features, skipped = self._features(tokenizer, data.train.examples, max_length)
         if not features:
             raise KdbenchError(f"{data.train.source}: every prompt fills all {max_length} tokens of train.max_length,"
                                " leaving no response to learn; raise train.max_length")

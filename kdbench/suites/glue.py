@@ -12,6 +12,7 @@ scores are on dev sets, as in DistilBERT, MiniLM and TinyBERT's dev tables.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from kdbench.errors import KdbenchError
 from kdbench.models.load import load_classifier
 from kdbench.registry import SUITES, did_you_mean
 from kdbench.runner import predict
+from kdbench.validation import batches, carve
 
 
 @dataclass
@@ -33,6 +35,7 @@ class TaskData:
     task: GlueTask
     train: Split
     evals: dict  # split name -> Split
+    val: Split | None = None  # rows held out of train for learning curves (kdbench.validation)
 
     @property
     def name(self) -> str:
@@ -100,6 +103,33 @@ class GlueSuite:
         # padding_side is for causal LMs; encoder classifiers always pad on the right
         features = encode(tokenizer, data.train.examples, max_length)
         return train_loader(features, Collator(tokenizer.pad_token_id, data.regression), batch_size, seed)
+
+    def hold_out(self, data: TaskData, n: int) -> None:
+        """Carve the validation slice (kdbench.validation) out of the training rows."""
+        data.train, data.val = carve(data.train, n)
+
+    def val_batches(self, tokenizer, data: TaskData, cfg) -> tuple[list[dict], list[int]]:
+        features = encode(tokenizer, data.val.examples, cfg.train.max_length)
+        return batches(features, Collator(tokenizer.pad_token_id, data.regression), cfg.eval.batch_size)
+
+    def val_metrics(self, data: TaskData, logits: torch.Tensor) -> dict[str, float]:
+        """The task's official metrics on the validation slice (logits `(N, C)` in the slice's order)."""
+        return metrics.glue(data.task.name, self.predictions(data.task, logits), [e.label for e in data.val.examples])
+
+    def trivial(self, tokenizer, data: TaskData, cfg) -> dict[str, dict[str, float]]:
+        """Predictors that learn nothing: the training set's majority class, or its mean score (regression:
+        a constant has no correlation, so Pearson and Spearman are 0 by kdbench's convention)."""
+        out = {}
+        for split_name, split in data.evals.items():
+            labels = [e.label for e in split.examples]
+            if data.regression:
+                constant = sum(e.label for e in data.train.examples) / len(data.train.examples)
+                name, predictions = "constant mean", [constant] * len(labels)
+            else:
+                counts = Counter(e.label for e in data.train.examples)
+                name, predictions = "majority class", [counts.most_common(1)[0][0]] * len(labels)
+            out.setdefault(name, {}).update(self.score(data.task, split_name, predictions, labels))
+        return out
 
     def predictions(self, task: GlueTask, logits: torch.Tensor) -> list:
         return logits.squeeze(-1).tolist() if task.regression else logits.argmax(-1).tolist()

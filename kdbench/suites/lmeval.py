@@ -20,12 +20,16 @@ as is (it needs the hub unless its data is cached).
 from __future__ import annotations
 
 import json
+import math
+import re
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdbench.data.hub import hub_offline
-from kdbench.data.local import Split
+from kdbench.data.glue_tasks import TASKS
+from kdbench.data.local import Split, local_split
 from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.models.placement import to_device
@@ -82,6 +86,22 @@ def wikitext_articles(text: str) -> list[str]:
     if current:
         articles.append("".join(current))
     return [a for a in articles if a.strip()]
+
+
+def unigram_word_scores(train_text: str, docs: list[str]) -> dict[str, float]:
+    """lm-eval's rolling-log-likelihood metrics of a unigram word model of `train_text` (add-one smoothing,
+    one extra entry for unseen words): word_perplexity = exp(NLL / words), byte_perplexity = exp(NLL / bytes),
+    bits_per_byte = NLL / (bytes · ln 2), with lm-eval's counts (whitespace-split words, UTF-8 bytes)."""
+    counts = Counter(train_text.split())
+    total, vocab = sum(counts.values()), len(counts) + 1
+    nll = words = n_bytes = 0
+    for doc in docs:
+        tokens = doc.split()
+        nll -= sum(math.log((counts.get(w, 0) + 1) / (total + vocab)) for w in tokens)
+        words += len(re.split(r"\s+", doc))
+        n_bytes += len(doc.encode("utf-8"))
+    return {"word_perplexity": math.exp(nll / words), "byte_perplexity": math.exp(nll / n_bytes),
+            "bits_per_byte": nll / (n_bytes * math.log(2))}
 
 
 def _write_local_task(name: str, data_root: Path, folder: Path) -> str:
@@ -141,6 +161,21 @@ class LmEvalSuite(PerplexitySuite):
         sha = file_sha256(source) if source else f"lm-eval task {name}"
         data.evals = {"lm_eval": Split([], f"lm-eval:{name} ({source or 'hub'})", sha)}
         return data
+
+    def trivial(self, tokenizer, data, cfg) -> dict[str, dict[str, float]]:
+        """Offline tasks only (an online task's data is lm-eval's): SST-2's training majority class on the
+        scored dev rows; for WikiText-2 the training text's unigram word model (add-one smoothing), scored
+        on the test articles with lm-eval's word and byte counts."""
+        if data.lm_task == "sst2":
+            train = local_split(TASKS["sst2"], data.data_root, "train.tsv").examples
+            dev = local_split(TASKS["sst2"], data.data_root, "dev.tsv").examples[: data.limit]
+            majority = Counter(e.label for e in train).most_common(1)[0][0]
+            return {"majority class": {"acc": sum(e.label == majority for e in dev) / len(dev)}}
+        if data.lm_task == "wikitext2":
+            path = data.data_root / "wikitext-2" / "wiki.test.tokens"
+            docs = wikitext_articles(path.read_text(encoding="utf-8"))[: data.limit]
+            return {"unigram (training words)": unigram_word_scores(data.train.examples[0], docs)}
+        return {}
 
     def evaluate(self, model, tokenizer, data, cfg, device) -> tuple[dict, dict]:
         try:

@@ -16,6 +16,7 @@ record names it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
 from kdbench.registry import SUITES, did_you_mean
+from kdbench.validation import batches
 
 TASKS = {"wikitext2": "wikitext-2"}
 
@@ -38,6 +40,7 @@ class TextData:
     train: Split  # examples: [whole text]
     evals: dict  # "test" -> Split
     max_blocks: int = 0  # data.max_train_examples: train on the first N blocks; 0 = all
+    val_blocks: int = 0  # the last N blocks of the training text, held out for the learning curve
     num_labels: int = 0
     regression: bool = False
     notes: list = field(default_factory=list)
@@ -103,12 +106,39 @@ class PerplexitySuite:
     def build_model(self, name: str, data: TextData, seed: int, cache_dir=None, attention_maps: bool = False):
         return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)
 
-    def train_loader(self, tokenizer, data: TextData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+    def hold_out(self, data: TextData, n: int) -> None:
+        data.val_blocks = n  # the blocks depend on the tokenizer and train.max_length: cut in `blocks`
+
+    def val_description(self, data: TextData) -> str:
+        return f"the last {data.val_blocks} blocks of train.max_length tokens of the training text, held out"
+
+    def blocks(self, tokenizer, data: TextData, max_length: int) -> tuple[list[dict], list[dict]]:
+        """(training blocks, validation blocks): the training text cut into blocks of max_length tokens, the
+        last data.val_blocks of them held out; then the first data.max_blocks of the rest (0 = all)."""
         ids = tokenizer(data.train.examples[0])["input_ids"]
         blocks = lm_blocks(ids, max_length)
-        if data.max_blocks:
-            blocks = blocks[: data.max_blocks]
-        return train_loader(blocks, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
+        if data.val_blocks >= len(blocks):
+            raise KdbenchError(f"data.val_examples={data.val_blocks} would hold out all {len(blocks)} blocks of"
+                               f" {max_length} tokens of {data.train.source}; choose fewer")
+        train, val = blocks[: len(blocks) - data.val_blocks], blocks[len(blocks) - data.val_blocks:]
+        return (train[: data.max_blocks] if data.max_blocks else train), val
+
+    def train_loader(self, tokenizer, data: TextData, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        train, _ = self.blocks(tokenizer, data, max_length)
+        return train_loader(train, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
+
+    def val_batches(self, tokenizer, data: TextData, cfg) -> tuple[list[dict], list[int]]:
+        _, val = self.blocks(tokenizer, data, cfg.train.max_length)
+        return batches(val, LMCollator(tokenizer.pad_token_id), cfg.eval.batch_size)
+
+    def trivial(self, tokenizer, data: TextData, cfg) -> dict[str, dict[str, float]]:
+        """The training blocks' unigram token model (add-one smoothing), on the tokens `evaluate` scores."""
+        train, _ = self.blocks(tokenizer, data, cfg.train.max_length)
+        eval_ids = tokenizer("\n\n".join(data.evals["test"].examples))["input_ids"]
+        if cfg.eval.max_tokens:
+            eval_ids = eval_ids[: cfg.eval.max_tokens]
+        nll = metrics.unigram_nll([t for b in train for t in b["input_ids"]], eval_ids, len(tokenizer))
+        return {"unigram (training tokens)": {"perplexity": math.exp(nll)}}
 
     def evaluate(self, model, tokenizer, data: TextData, cfg, device) -> tuple[dict, dict]:
         model = to_device(model, device)

@@ -1,0 +1,126 @@
+"""`kdbench calibrate`: choose a suite's training budgets from validation curves, reproducibly.
+
+    kdbench calibrate suite=char lrs=[1e-3,2e-3,5e-3] steps=4000 teacher_steps=6000 data_dir=../shared/data
+
+The procedure (README "Calibrated budgets"), on the validation slice carved from the training data (never
+the dev/test split the leaderboard reports):
+
+1. Teacher: train (or fine-tune) it once for `teacher_steps` at the suite's teacher learning rate, or at
+   each of `teacher_lrs`, with 20 validation points. Its budget is the first step whose validation
+   result is on the plateau (below).
+2. Student: train `method=none` for `steps` at each learning rate in `lrs` (seed `seed`), 20 validation
+   points each. The learning rate is the one with the best validation result; the steps are that curve's
+   first step on the plateau. Every method then runs at this one budget.
+
+Plateau: a point is on it when its validation score is within 1 point of the curve's best (tasks with a
+score: classification, regression), or its validation loss within 1% of the curve's lowest (language
+modelling); the tolerances of kdbench.convergence. The first such step, rounded up to a multiple of 100 (of 10 below 100), is the
+budget. The learning-rate schedule decays over the whole calibration run, so a run of the chosen length
+decays sooner; the sweep's own convergence rule then checks the choice on every record.
+
+Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from kdbench.config import parse_list, resolve
+from kdbench.convergence import LOSS_TOLERANCE, SCORE_TOLERANCE, point_score
+from kdbench.errors import KdbenchError
+
+CALIBRATE_KEYS = ("lrs", "steps", "teacher_steps", "teacher_lrs", "points")
+
+
+def plateau_step(points: list) -> tuple[int, float, str]:
+    """(first step on the plateau, the curve's best value, what was compared: "score" or "loss")."""
+    if len(points) < 2:
+        raise KdbenchError("a calibration curve needs at least two points")
+    if all(point_score(p) is not None for p in points):
+        best = max(point_score(p) for p in points)
+        return next(p[0] for p in points if point_score(p) >= best - SCORE_TOLERANCE), best, "score"
+    best = min(p[1] for p in points)
+    step = next(p[0] for p in points if p[1] <= best * (1 + LOSS_TOLERANCE) + 1e-12)
+    return step, best, "loss"
+
+
+def round_budget(step: int) -> int:
+    """Up to a multiple of 100 (10 below 100); at least 10."""
+    unit = 100 if step >= 100 else 10
+    return max(unit, math.ceil(step / unit) * unit)
+
+
+def _better(a: float, b: float, kind: str) -> bool:
+    return a > b if kind == "score" else a < b
+
+
+def calibrate(overrides: dict[str, str], log=print) -> dict:
+    from kdbench.experiment import run
+
+    rest = {k: v for k, v in overrides.items() if k not in CALIBRATE_KEYS}
+    if "method" in rest:
+        raise KdbenchError("calibrate trains method=none (the budget every method then shares); drop method=")
+    base = resolve({**rest, "method": "none"})
+    lrs = [float(x) for x in parse_list(overrides.get("lrs", f"[{base.train.lr}]"), "lrs")]
+    steps = int(overrides.get("steps", base.train.max_steps * 4))
+    teacher_steps = int(overrides.get("teacher_steps", base.teacher_train.max_steps * 2))
+    teacher_lrs = [float(x) for x in parse_list(overrides.get("teacher_lrs", f"[{base.teacher_train.lr}]"),
+                                                "teacher_lrs")]
+    points = int(overrides.get("points", 20))
+    if steps < points or (teacher_steps and teacher_steps < points):
+        raise KdbenchError(f"steps and teacher_steps must be at least points={points}")
+    results_dir = Path(base.results_dir)
+    summary = {"suite": base.suite, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "rule": __doc__.split("Plateau: ", 1)[1].split("\n\n", 1)[0].replace("\n", " "),
+               "teacher": [], "student": []}
+
+    def one(extra: dict) -> dict:
+        path = run(resolve({**rest, "method": "none", **extra}), log=log)
+        return json.loads(Path(path).read_text())
+
+    teacher_choice = {"steps": 0, "lr": base.teacher_train.lr}
+    if teacher_steps:
+        best = None
+        for lr in teacher_lrs:
+            log(f"calibrate: teacher lr {lr}, {teacher_steps} steps")
+            record = one({"teacher_train.max_steps": str(teacher_steps), "teacher_train.lr": str(lr),
+                          "train.max_steps": "1", "eval_every": str(teacher_steps // points)})
+            for task, curve in record.get("teacher_curves", {}).items():
+                step, value, kind = plateau_step(curve["points"])
+                summary["teacher"].append({"task": task, "lr": lr, "plateau_step": step, "best": value,
+                                           "compared": kind, "points": curve["points"], "record": record["run_id"]})
+                if best is None or _better(value, best[1], kind):
+                    best = (lr, value, kind)
+        rows = [r for r in summary["teacher"] if r["lr"] == best[0]]
+        teacher_choice = {"steps": round_budget(max(r["plateau_step"] for r in rows)), "lr": best[0]}
+    summary["teacher_choice"] = teacher_choice
+    best = None
+    for lr in lrs:
+        log(f"calibrate: student (none) lr {lr}, {steps} steps")
+        extra = {"train.max_steps": str(steps), "train.lr": str(lr), "eval_every": str(steps // points)}
+        if teacher_steps:  # the calibration teacher, cached above: `none` never reads it, only its score
+            extra.update({"teacher_train.max_steps": str(teacher_steps), "teacher_train.lr": str(teacher_choice["lr"])})
+        record = one(extra)
+        worst = None
+        for task, curve in record["curves"].items():
+            step, value, kind = plateau_step(curve["points"])
+            summary["student"].append({"task": task, "lr": lr, "plateau_step": step, "best": value, "compared": kind,
+                                       "points": curve["points"], "record": record["run_id"]})
+            worst = step if worst is None else max(worst, step)
+        score = sum(r["best"] if r["compared"] == "score" else -r["best"] for r in summary["student"] if r["lr"] == lr)
+        if best is None or score > best[1]:
+            best = (lr, score, worst)
+    summary["student_choice"] = {"steps": round_budget(best[2]), "lr": best[0]}
+    summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = results_dir / f"calibration-{base.suite}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    log(f"calibration written to {out}")
+    log("suggested budget (suites/<suite>.toml):")
+    log(f"[train]\nmax_steps = {summary['student_choice']['steps']}\nlr = {summary['student_choice']['lr']}")
+    if teacher_steps:
+        log(f"[teacher_train]\nmax_steps = {teacher_choice['steps']}\nlr = {teacher_choice['lr']}")
+    return summary

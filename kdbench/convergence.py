@@ -1,0 +1,71 @@
+"""Learning curves and the convergence rule every record applies to its own curve.
+
+A curve is the student's (or the fine-tuned teacher's) validation results during training, on a fixed
+slice carved from the training data (never the dev or test split the leaderboard reports):
+
+    points = [[step, val_loss, {metric: value}], ...]      # step 0 = before the first update
+
+The rule, written down once (README "Learning curves and convergence"):
+
+- Split the curve at 80% of the last step: `late` = points after 0.8·S, `early` = the points up to it
+  (step 0 included). Both must be non-empty (a curve needs at least two points).
+- `loss_drop` = (min(early losses) − min(late losses)) / min(early losses): the relative improvement of
+  the best validation loss during the last 20% of training.
+- `score_gain` = max(late scores) − max(early scores), where a point's score is the mean of its metrics
+  (0–100, higher is better; classification and regression tasks have one, pure language modelling
+  does not).
+- converged ⇔ loss_drop < 1% and (no score, or score_gain < 1.0 point). A rising validation loss
+  (overfitting) counts as converged: more steps at this learning rate do not help.
+
+Best-so-far values rather than last values keep one noisy evaluation from deciding either way. The
+learning-rate schedule decays linearly to 0, so the last 20% trains at under a fifth of the peak rate: a
+curve still gaining more than the tolerances there would gain more from a longer schedule.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+LATE_SHARE = 0.2  # the share of the steps at the end whose improvement is measured
+LOSS_TOLERANCE = 0.01  # relative improvement of the best validation loss
+SCORE_TOLERANCE = 1.0  # points (0–100) of the best validation score
+
+RULE = (f"converged when, over the last {LATE_SHARE:.0%} of the steps, the best validation loss improves by"
+        f" < {LOSS_TOLERANCE:.0%} and the best validation score (where the task has one) by < {SCORE_TOLERANCE}"
+        " point")
+
+
+def point_score(point: list) -> float | None:
+    """The mean of a curve point's metrics (None when it has none)."""
+    scores = point[2] if len(point) > 2 else {}
+    return mean(scores.values()) if scores else None
+
+
+def judge(points: list) -> dict:
+    """{"converged": bool | None, "loss_drop": ..., "score_gain": ..., "rule": RULE}; None: too few points."""
+    out = {"rule": RULE, "converged": None, "loss_drop": None, "score_gain": None}
+    if len(points) < 2:
+        return out
+    last = points[-1][0]
+    cut = (1 - LATE_SHARE) * last
+    early = [p for p in points if p[0] <= cut]
+    late = [p for p in points if p[0] > cut]
+    if not early or not late:
+        return out
+    best_early, best_late = min(p[1] for p in early), min(p[1] for p in late)
+    loss_drop = (best_early - best_late) / abs(best_early) if best_early else 0.0
+    out["loss_drop"] = round(loss_drop, 6)
+    converged = loss_drop < LOSS_TOLERANCE
+    early_scores = [s for p in early if (s := point_score(p)) is not None]
+    late_scores = [s for p in late if (s := point_score(p)) is not None]
+    if early_scores and late_scores:
+        gain = max(late_scores) - max(early_scores)
+        out["score_gain"] = round(gain, 4)
+        converged = converged and gain < SCORE_TOLERANCE
+    out["converged"] = converged
+    return out
+
+
+def auto_eval_every(max_steps: int, eval_every: int) -> int:
+    """eval_every=0 means ten evaluations per run (at least every step of a run shorter than ten steps)."""
+    return eval_every if eval_every > 0 else max(1, max_steps // 10)
