@@ -6,8 +6,11 @@ The procedure (README "Calibrated budgets"), on the validation slice carved from
 the dev/test split the leaderboard reports):
 
 1. Teacher: train (or fine-tune) it once for `teacher_steps` at the suite's teacher learning rate, or at
-   each of `teacher_lrs`, with 20 validation points. Its budget is the first step whose validation
-   result is on the plateau (below).
+   each of `teacher_lrs`, with 20 validation points, and keep the learning rate with the best validation
+   result. When that curve passes the convergence rule (kdbench.convergence: it stopped improving over
+   its last 20%), the teacher's budget is `teacher_steps` itself: that teacher is already trained and
+   cached, and the sweep reuses it. Otherwise the output says to raise `teacher_steps`. The first step on
+   the plateau (below) is reported too.
 2. Student: train `method=none` for `steps` at each learning rate in `lrs` (seed `seed`), 20 validation
    points each. The learning rate is the one with the best validation result; the steps are that curve's
    first step on the plateau. Every method then runs at this one budget.
@@ -18,7 +21,9 @@ modelling); the tolerances of kdbench.convergence. The first such step, rounded 
 budget. The learning-rate schedule decays over the whole calibration run, so a run of the chosen length
 decays sooner; the sweep's own convergence rule then checks the choice on every record.
 
-Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines.
+Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines. Each
+run is an ordinary record under <results_dir>/<suite>/; re-running the same command reuses the complete
+ones, so a stopped calibration resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from kdbench.config import parse_list, resolve
 from kdbench.convergence import LOSS_TOLERANCE, SCORE_TOLERANCE, point_score
 from kdbench.errors import KdbenchError
+from kdbench.results import config_hash, load_records
 
 CALIBRATE_KEYS = ("lrs", "steps", "teacher_steps", "teacher_lrs", "points")
 
@@ -51,6 +57,13 @@ def round_budget(step: int) -> int:
     """Up to a multiple of 100 (10 below 100); at least 10."""
     unit = 100 if step >= 100 else 10
     return max(unit, math.ceil(step / unit) * unit)
+
+
+def _complete_records(results_dir: Path, suite: str) -> dict[str, dict]:
+    """config hash -> the newest complete record under results_dir/suite: a stopped calibration resumes."""
+    records, _ = load_records(results_dir, suite)
+    return {config_hash(r["config"]): r for r in sorted(records, key=lambda r: r["created_at"])
+            if r.get("status") == "complete"}
 
 
 def _better(a: float, b: float, kind: str) -> bool:
@@ -78,8 +91,13 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
                "teacher": [], "student": []}
 
     def one(extra: dict) -> dict:
-        path = run(resolve({**rest, "method": "none", **extra}), log=log)
-        return json.loads(Path(path).read_text())
+        """The record of one calibration run: an earlier complete one with the same config, or a new run."""
+        cfg = resolve({**rest, "method": "none", **extra})
+        done = _complete_records(results_dir, cfg.suite)
+        if config_hash(cfg.to_dict()) in done:
+            log(f"calibrate: reusing {done[config_hash(cfg.to_dict())]['run_id']} (same config)")
+            return done[config_hash(cfg.to_dict())]
+        return json.loads(Path(run(cfg, log=log)).read_text())
 
     teacher_choice = {"steps": 0, "lr": base.teacher_train.lr}
     if teacher_steps:
@@ -91,11 +109,16 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
             for task, curve in record.get("teacher_curves", {}).items():
                 step, value, kind = plateau_step(curve["points"])
                 summary["teacher"].append({"task": task, "lr": lr, "plateau_step": step, "best": value,
-                                           "compared": kind, "points": curve["points"], "record": record["run_id"]})
+                                           "compared": kind, "converged": curve["converged"],
+                                           "points": curve["points"], "record": record["run_id"]})
                 if best is None or _better(value, best[1], kind):
                     best = (lr, value, kind)
         rows = [r for r in summary["teacher"] if r["lr"] == best[0]]
-        teacher_choice = {"steps": round_budget(max(r["plateau_step"] for r in rows)), "lr": best[0]}
+        converged = all(r["converged"] for r in rows)
+        teacher_choice = {"steps": teacher_steps, "lr": best[0], "converged": converged,
+                          "plateau_step": max(r["plateau_step"] for r in rows)}
+        if not converged:
+            log(f"calibrate: the teacher was still improving after {teacher_steps} steps; raise teacher_steps")
     summary["teacher_choice"] = teacher_choice
     best = None
     for lr in lrs:

@@ -39,6 +39,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     max_length: int = 128  # tokens per example after truncation
     log_every: int = 25  # steps between loss-curve points
+    freeze_embeddings: bool = False  # student: keep the (pretrained) embeddings and a head tied to them frozen
 
     def __post_init__(self):
         if self.max_steps < 0:
@@ -84,6 +85,7 @@ class DataConfig:
     max_eval_examples: int = 0  # first N rows of each eval split; 0 = all
     val_examples: int = 256  # rows (text suites: blocks) held out of the training data for learning curves
     padding_side: str = "right"  # right | left, for causal-LM batches (classifiers pad right)
+    verbalizer: tuple[str, ...] = ()  # causal-LM GLUE: one task's label words in label order; empty = the suite's
 
     def __post_init__(self):
         if self.max_train_examples < 0 or self.max_eval_examples < 0:

@@ -47,7 +47,13 @@ def suite_of(cfg: RunConfig):
     import kdbench.suites  # noqa: F401  (registers the suites)
 
     suite_file = load_suite_file(cfg.suite)
-    return SUITES.get(suite_file.get("kind", cfg.suite))(), suite_file
+    suite = SUITES.get(suite_file.get("kind", cfg.suite))()
+    if hasattr(suite, "configure"):  # suites with options of their own check them here, before any model loads
+        suite.configure(cfg)
+    elif cfg.data.verbalizer:
+        raise KdbenchError(f"data.verbalizer sets label words of the causal-LM GLUE form (suite=glue); suite"
+                           f" {cfg.suite!r} has none")
+    return suite, suite_file
 
 
 def tasks_of(cfg: RunConfig, suite, suite_file: dict) -> list[str]:
@@ -74,6 +80,8 @@ def validate(cfg: RunConfig) -> list[str]:
     data_root_of(cfg)
     if not cfg.teacher or not cfg.student:
         raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
+    if hasattr(suite, "check_verbalizer"):  # needs the tokenizer, not the model
+        suite.check_verbalizer(load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
     return tasks
 
 
@@ -109,7 +117,8 @@ def preflight(cfg: RunConfig, method: Method, task) -> dict:
             raise KdbenchError(f"{role} {name!r} takes at most {limit} positions; set train.max_length<={limit}")
     if method.check_outputs is None:
         return {}
-    return method.check_outputs(cfg.method_params, output_size(task, t_cfg), task.name)
+    size = output_size(task, t_cfg)
+    return method.check_outputs(cfg.method_params, size, task.name, size == t_cfg.vocab_size and not head_labels(t_cfg))
 
 
 def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
@@ -169,6 +178,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     cached = teacher_cache.load_cached(path, log)
     if cached is not None:
         model, meta = cached
+        model = getattr(suite, "adapt", lambda m: m)(model)  # e.g. the causal-LM GLUE form's answer position
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
         return model, {k: meta.get(k) for k in TEACHER_META}
     model_cache = cfg.cache_dir or None
@@ -275,6 +285,10 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
         teacher.set_attn_implementation("eager")  # SDPA returns no attention maps
     torch.manual_seed(cfg.seed)
     student = suite.build_model(cfg.student, data, cfg.seed, cfg.cache_dir or None, attention_maps=attention_maps)
+    if cfg.train.freeze_embeddings:  # a CPU lever: the 49,152 x 576 table's gradient and AdamW update cost
+        for name, p in student.named_parameters():  # more than six transformer layers do
+            if "embed" in name:
+                p.requires_grad_(False)
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)

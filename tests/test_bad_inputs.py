@@ -28,7 +28,7 @@ def glue_root(tmp_path, task="SST-2", train=None, dev=None, raw_train: bytes | N
 
 
 def run_args(tmp_path, data, *extra):
-    return ["run", "suite=glue_tiny", "method=none", f"data_dir={data}", f"results_dir={tmp_path / 'results'}",
+    return ["run", "suite=glue_enc_tiny", "method=none", f"data_dir={data}", f"results_dir={tmp_path / 'results'}",
             f"cache_dir={tmp_path / 'cache'}", *extra]
 
 
@@ -55,6 +55,15 @@ def stsb_train(text):
     return build
 
 
+def char_text(text):
+    def build(tmp_path, real):
+        (tmp_path / "data" / "tinyshakespeare").mkdir(parents=True)
+        (tmp_path / "data" / "tinyshakespeare" / "input.txt").write_text(text, encoding="utf-8")
+        return ["run", "suite=char_tiny", f"data_dir={tmp_path / 'data'}", f"results_dir={tmp_path / 'results'}",
+                f"cache_dir={tmp_path / 'cache'}"]
+    return build
+
+
 def not_a_model(tmp_path, real):
     folder = tmp_path / "not-a-model"
     folder.mkdir()
@@ -74,7 +83,7 @@ def other_vocab_student(tmp_path, real):
 def results_dir_is_a_file(tmp_path, real):
     blocker = tmp_path / "results-file"
     blocker.write_text("not a folder")
-    return ["run", "suite=glue_tiny", "method=none", f"data_dir={real}", f"results_dir={blocker}",
+    return ["run", "suite=glue_enc_tiny", "method=none", f"data_dir={real}", f"results_dir={blocker}",
             f"cache_dir={tmp_path / 'cache'}"]
 
 
@@ -89,7 +98,7 @@ def broken_scitldr(tmp_path, real):
 
 
 def corrupted_baseline(tmp_path, real):
-    (tmp_path / "results" / "glue_tiny").mkdir(parents=True)
+    (tmp_path / "results" / "glue_enc_tiny").mkdir(parents=True)
     return ["check", f"results_dir={tmp_path / 'results'}", f"baselines_dir={tmp_path / 'nowhere'}", "floor=abc"]
 
 
@@ -107,6 +116,7 @@ def corrupted_checkpoint(tmp_path, real):
     cfg = resolve(parse_overrides(args[1:]), environ={})
     suite, _ = suite_of(cfg)
     data = suite.load("sst2", real, cfg.data.max_train_examples, cfg.data.max_eval_examples)
+    suite.hold_out(data, cfg.data.val_examples)
     ckpt = checkpointer(cfg, data, tmp_path / "old-record.json")
     ckpt.folder.mkdir(parents=True)
     ckpt.state_file.write_bytes(b"not a checkpoint")
@@ -148,6 +158,25 @@ CASES = [
     ("leaderboard with no records", empty_results, "no complete result records"),
     ("method.k larger than the vocabulary", with_real_data("suite=perplexity_tiny", "method=rlkd", "method.k=100000"),
      "larger than the vocabulary"),
+    ("negative eval_every", cli("run", "eval_every=-1"), "eval_every must be >= 0"),
+    ("no validation slice", cli("run", "data.val_examples=0"), "val_examples must be >= 1"),
+    ("validation slice takes every training row", with_real_data("data.val_examples=64"), "would hold out all 64"),
+    ("negative teacher_cache_k", cli("run", "teacher_cache_k=-1"), "teacher_cache_k must be >= 0"),
+    ("negative top_layers", cli("run", "teacher_train.top_layers=-1"), "top_layers must be >= 0"),
+    ("top_layers beyond the teacher's layers", with_real_data("teacher_train.top_layers=9"), "has 6 layers"),
+    ("rlkd on a 2-class head", with_real_data("method=rlkd"), "rank term is a constant"),
+    ("verbalizer for several tasks", cli("run", "suite=glue", "data.verbalizer=[bad,good]"), "of one task"),
+    ("verbalizer with the wrong word count", cli("run", "suite=glue", "tasks=[sst2]", "data.verbalizer=[bad,ok,good]"),
+     "has 3 words but sst2 has 2 labels"),
+    ("verbalizer word of several tokens", cli("run", "suite=glue", "tasks=[sst2]",
+                                              "data.verbalizer=[terrible,wonderfully-good]"), "is not one token"),
+    ("verbalizer on the encoder form", cli("run", "suite=glue_enc", "data.verbalizer=[bad,good]"), "causal-LM GLUE"),
+    ("char continuation with no room for a prompt", cli("run", "suite=char_tiny", "eval.max_new_tokens=30"),
+     "need at least 8"),
+    ("char window longer than the training blocks", cli("run", "suite=char_tiny", "eval.window=64"), "eval.window=64"),
+    ("too many char continuations", cli("run", "suite=char_tiny", "data.max_eval_examples=500"), "at most 100"),
+    ("char text outside the vocabulary", char_text("To be, or not to be: caf\u00e9" * 100), "character 'é'"),
+    ("calibrate with a method", cli("calibrate", "method=kd"), "calibrate trains method=none"),
     # data files
     ("data root does not exist", lambda t, r: run_args(t, "/nonexistent/data-root"), "does not exist"),
     ("empty TSV", with_train(text=""), "empty file"),
@@ -195,7 +224,7 @@ def test_disk_full_while_writing_a_record_is_one_clear_error(tmp_path, data_root
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    code = main(["run", "suite=glue_tiny", "method=none", f"data_dir={data_root}", f"results_dir={tmp_path / 'r'}",
+    code = main(["run", "suite=glue_enc_tiny", "method=none", f"data_dir={data_root}", f"results_dir={tmp_path / 'r'}",
                  f"cache_dir={cache_dir}"])
     monkeypatch.setattr(os, "fsync", real_fsync)
     err = capsys.readouterr().err

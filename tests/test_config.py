@@ -7,11 +7,11 @@ from kdbench.errors import KdbenchError
 
 
 def test_precedence_defaults_then_suite_file_then_cli():
-    cfg = resolve({"suite": "glue", "method": "kd"}, environ={})
+    cfg = resolve({"suite": "glue_enc", "method": "kd"}, environ={})
     assert cfg.train.max_steps == 300  # suites/glue.toml
     assert cfg.train.weight_decay == 0.01  # dataclass default
     assert cfg.method_params.temperature == 2.0  # [method.kd] in suites/glue.toml
-    cfg = resolve({"suite": "glue", "method": "kd", "train.max_steps": "7", "method.temperature": "4"}, environ={})
+    cfg = resolve({"suite": "glue_enc", "method": "kd", "train.max_steps": "7", "method.temperature": "4"}, environ={})
     assert cfg.train.max_steps == 7 and cfg.method_params.temperature == 4.0
 
 
@@ -21,7 +21,7 @@ def test_environment_sets_data_dir_and_cli_overrides_it():
 
 
 def test_suite_method_table_applies_only_to_its_method():
-    cfg = resolve({"method": "fakd"}, environ={})
+    cfg = resolve({"suite": "glue_enc", "method": "fakd"}, environ={})
     assert cfg.method_params.temperature == 2.0 and not hasattr(cfg.method_params, "alpha")
 
 

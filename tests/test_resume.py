@@ -22,13 +22,13 @@ STEPS = 12
 
 def _args(data_root, results, cache, *extra):
     # fakd: projections (extra modules) and dropout (the torch RNG) are both part of what must resume exactly
-    return ["suite=glue_tiny", "method=fakd", f"train.max_steps={STEPS}", "train.log_every=1", "checkpoint_every=1",
+    return ["suite=glue_enc_tiny", "method=fakd", f"train.max_steps={STEPS}", "train.log_every=1", "checkpoint_every=1",
             "data.max_eval_examples=32", f"data_dir={data_root}", f"results_dir={results}", f"cache_dir={cache}",
             *extra]
 
 
 def _records(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((results / "glue_tiny").glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted((results / "glue_enc_tiny").glob("*.json"))]
 
 
 def _complete(results: Path) -> dict:
@@ -162,5 +162,5 @@ def test_loading_never_unpickles_an_object(tmp_path):
 
 
 def test_checkpoint_every_must_not_be_negative(capsys):
-    assert main(["run", "suite=glue_tiny", "checkpoint_every=-1", "dry_run=true"]) == 2
+    assert main(["run", "suite=glue_enc_tiny", "checkpoint_every=-1", "dry_run=true"]) == 2
     assert "checkpoint_every must be >= 0" in capsys.readouterr().err

@@ -12,7 +12,8 @@ from kdbench.cli import main
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, data_root, cache_dir):
     results = tmp_path_factory.mktemp("sweep")
-    args = ["sweep", "suite=glue_tiny", "methods=[none,kd,rlkd]", "seeds=[0,1]", "method.k=2", f"data_dir={data_root}",
+    args = ["sweep", "suite=glue_enc_tiny", "methods=[none,kd,rlkd]", "seeds=[0,1]",
+            "method.allow_small_head=true", f"data_dir={data_root}",
             f"results_dir={results}", f"cache_dir={cache_dir}"]
     logs = []
     from kdbench import sweep as sweep_module
@@ -26,8 +27,8 @@ def test_sweep_runs_the_grid_once_with_one_teacher(swept):
     assert [c["cell"] for c in summary["ran"]] == ["none seed=0", "none seed=1", "kd seed=0", "kd seed=1",
                                                    "rlkd seed=0", "rlkd seed=1"]
     assert sum("teacher reused from memory" in line for line in logs) == 5  # loaded once, reused by 5 cells
-    records = [json.loads(p.read_text()) for p in (results / "glue_tiny").glob("*.json")]
-    assert len(records) == 6 and all((results / "glue_tiny" / r["examples_file"]).is_file() for r in records)
+    records = [json.loads(p.read_text()) for p in (results / "glue_enc_tiny").glob("*.json")]
+    assert len(records) == 6 and all((results / "glue_enc_tiny" / r["examples_file"]).is_file() for r in records)
     assert all({"agree@1", "ece", "kl_teacher"} <= set(r["diagnostics"]["sst2"]) for r in records)
 
 
@@ -35,23 +36,23 @@ def test_rerunning_a_sweep_skips_recorded_cells(swept, capsys):
     results, _, _, args = swept
     assert main(args) == 0
     assert "0 cells ran, 6 skipped" in capsys.readouterr().out
-    assert len(list((results / "glue_tiny").glob("*.json"))) == 6
+    assert len(list((results / "glue_enc_tiny").glob("*.json"))) == 6
 
 
 def test_sweep_refuses_a_param_no_method_takes(capsys):
-    assert main(["sweep", "suite=glue_tiny", "methods=[none,kd]", "method.k=2"]) == 2
+    assert main(["sweep", "suite=glue_enc_tiny", "methods=[none,kd]", "method.k=2"]) == 2
     assert "none of the sweep's methods" in capsys.readouterr().err
 
 
 def test_sweep_takes_lists_not_single_method(capsys):
-    assert main(["sweep", "suite=glue_tiny", "method=kd"]) == 2
+    assert main(["sweep", "suite=glue_enc_tiny", "method=kd"]) == 2
     assert "methods=[kd]" in capsys.readouterr().err
 
 
 def test_leaderboard_writes_every_format(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
-    (results / "glue_tiny" / "broken.json").write_text("{not json")
+    (results / "glue_enc_tiny" / "broken.json").write_text("{not json")
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out, err = capsys.readouterr()
     assert "teacher" in out and "(n=2)" in out and "p vs kd" in out
@@ -63,20 +64,49 @@ def test_leaderboard_writes_every_format(swept, capsys, tmp_path):
     assert len(kd) == 1 and kd[0]["n"] == "2" and kd[0]["p_vs_none"] != ""
     html = (results / "leaderboard_all.html").read_text()
     assert "<table" in html and "http" not in html.replace("http-equiv", "")
-    for name in ("leaderboard_all_pareto_0.png", "leaderboard_all_tasks_0.png"):
+    for name in ("leaderboard_all_pareto_0.png", "leaderboard_all_tasks_0.png", "leaderboard_all_curves_0.png"):
         assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| trivial: majority class |" in md
+    assert any(r["method"] == "trivial: majority class" for r in rows)
+
+
+def test_leaderboard_marks_still_improving_runs_and_students_at_the_trivial_baseline(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    for path in (results / "glue_enc_tiny").glob("kd-*.json"):
+        record = json.loads(path.read_text())
+        record["curves"]["sst2"]["converged"] = path.name < max(p.name for p in (results / "glue_enc_tiny").glob("kd-*"))
+        record["trivial"]["sst2"]["majority class"]["accuracy"] = 99.0  # no student is clearly above this
+        path.write_text(json.dumps(record))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    kd_line = next(line for line in out.splitlines() if line.startswith("kd "))
+    assert "▽" in kd_line and "↗ 1/2" in kd_line
+    assert "still improving at their last step" in out and "not clearly above the best trivial baseline" in out
+
+
+def test_records_that_read_a_top_k_teacher_get_their_own_table(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    for path in (results / "glue_enc_tiny").glob("kd-*.json"):
+        record = json.loads(path.read_text())
+        record["teacher_outputs"]["sst2"].update(used=True, kind="topk", k=64)
+        path.write_text(json.dumps(record))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("glue_enc_tiny v1:") == 2 and "teacher outputs topk(64)" in out
 
 
 def test_leaderboard_never_mixes_suite_versions(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
-    path = next((results / "glue_tiny").glob("kd-*.json"))
+    path = next((results / "glue_enc_tiny").glob("kd-*.json"))
     record = json.loads(path.read_text())
     record["suite_version"] = "2"
     path.write_text(json.dumps(record))
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out = capsys.readouterr().out
-    assert "glue_tiny v1:" in out and "glue_tiny v2:" in out
+    assert "glue_enc_tiny v1:" in out and "glue_enc_tiny v2:" in out
 
 
 def _copy(swept, tmp_path):
@@ -97,12 +127,12 @@ def test_check_passes_on_its_own_baseline_and_fails_on_a_regression(swept, capsy
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 0
     assert "check passed" in capsys.readouterr().out
     # a newer kd seed-0 record, 40 points worse: the newest result per seed is what counts
-    path = min((results / "glue_tiny").glob("kd-*.json"))
+    path = min((results / "glue_enc_tiny").glob("kd-*.json"))
     record = json.loads(path.read_text())
     assert record["seed"] in (0, 1)
     record["metrics"]["sst2"]["accuracy"] -= 40.0
     record["created_at"] = "2999-01-01T00:00:00Z"
-    (results / "glue_tiny" / "kd-regressed.json").write_text(json.dumps(record))
+    (results / "glue_enc_tiny" / "kd-regressed.json").write_text(json.dumps(record))
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("kd ") and " accuracy " in x)
@@ -114,7 +144,7 @@ def test_check_reports_and_skips_torn_invalid_and_unfinished_records(swept, caps
     results, baselines = _copy(swept, tmp_path)
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0
     capsys.readouterr()
-    folder = results / "glue_tiny"
+    folder = results / "glue_enc_tiny"
     good = json.loads(min(folder.glob("kd-*.json")).read_text())
     (folder / "torn.json").write_text(json.dumps(good)[:100])  # cut mid-write by a crash elsewhere
     (folder / "alien.json").write_text('{"hello": "world"}')
@@ -128,7 +158,7 @@ def test_check_reports_and_skips_torn_invalid_and_unfinished_records(swept, caps
 def test_check_fails_when_a_baselined_method_has_no_result(swept, capsys, tmp_path):
     results, baselines = _copy(swept, tmp_path)
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "record=true"]) == 0
-    for path in (results / "glue_tiny").glob("rlkd-*.json"):
+    for path in (results / "glue_enc_tiny").glob("rlkd-*.json"):
         path.unlink()
     assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
     assert "baseline has rlkd" in capsys.readouterr().out
@@ -148,9 +178,9 @@ def test_records_of_an_older_schema_do_not_count_as_done(swept, tmp_path):
 
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
-    assert len(done_configs(results, "glue_tiny")) == 6
-    for path in (results / "glue_tiny").glob("kd-*.json"):
+    assert len(done_configs(results, "glue_enc_tiny")) == 6
+    for path in (results / "glue_enc_tiny").glob("kd-*.json"):
         record = json.loads(path.read_text())
         record["schema_version"] = 1  # before per-example outputs existed
         path.write_text(json.dumps(record))
-    assert len(done_configs(results, "glue_tiny")) == 4
+    assert len(done_configs(results, "glue_enc_tiny")) == 4

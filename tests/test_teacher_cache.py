@@ -35,12 +35,12 @@ def key(cfg=None, identity=BASE_IDENTITY, d=None):
         {"cfg": {"teacher_train.max_steps": "10"}},
         {"cfg": {"teacher_train.seed": "1"}},
         {"cfg": {"teacher_train.max_length": "64"}},
-        {"cfg": {"teacher_train.batch_size": "16"}},
+        {"cfg": {"teacher_train.batch_size": "8"}},
         {"cfg": {"data.max_train_examples": "100"}},
         {"cfg": {"data.max_eval_examples": "100"}},
         {"cfg": {"eval.max_tokens": "100"}},
         {"cfg": {"train.max_length": "64"}},  # the teacher's scores are computed at this length
-        {"cfg": {"suite": "glue_tiny"}},
+        {"cfg": {"suite": "glue_enc_tiny"}},
     ],
 )
 def test_each_key_component_change_is_a_cache_miss(change):

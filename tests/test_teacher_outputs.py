@@ -311,11 +311,11 @@ def test_fakd_loss_from_cached_features_equals_the_live_loss(tmp_path):
 
 
 def test_a_fakd_run_reads_the_features_a_first_run_stored(tmp_path, data_root, cache_dir):
-    base = ["run", "suite=glue_tiny", "method=fakd", "data.max_eval_examples=16", f"data_dir={data_root}",
+    base = ["run", "suite=glue_enc_tiny", "method=fakd", "data.max_eval_examples=16", f"data_dir={data_root}",
             f"cache_dir={cache_dir}", "seed=7"]
     assert main([*base, f"results_dir={tmp_path / 'a'}"]) == 0
     assert main([*base, f"results_dir={tmp_path / 'b'}"]) == 0
-    first, second = (json.loads(next((tmp_path / d / "glue_tiny").glob("*.json")).read_text())["teacher_outputs"]["sst2"]
+    first, second = (json.loads(next((tmp_path / d / "glue_enc_tiny").glob("*.json")).read_text())["teacher_outputs"]["sst2"]
                      for d in ("a", "b"))
     assert first["used"] and first["hidden_layers"] == [0, 3, 6] and first["attention_layers"] == [2, 5]
     assert second["rows_filled"] == 0 and second["rows_read"] == first["rows_read"] + first["rows_filled"] > 0

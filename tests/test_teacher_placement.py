@@ -62,13 +62,13 @@ def test_a_malformed_max_memory_is_a_readable_error(text):
 
 def test_a_run_with_the_teacher_on_disk_matches_the_default_run(tmp_path, data_root, cache_dir, capsys):
     # minilm-l6 is 90.9 MB in fp32: 70 MB of CPU memory holds its embeddings and two layers, the rest goes to disk
-    base = ["run", "suite=glue_tiny", "method=kd", "teacher_cache=false", f"data_dir={data_root}",
+    base = ["run", "suite=glue_enc_tiny", "method=kd", "teacher_cache=false", f"data_dir={data_root}",
             f"cache_dir={cache_dir}"]
     assert main([*base, f"results_dir={tmp_path / 'whole'}"]) == 0
     assert main([*base, f"results_dir={tmp_path / 'placed'}", "teacher_placement=auto",
                  "teacher_max_memory=cpu=70000000"]) == 0
     assert "module groups on disk" in capsys.readouterr().out
-    whole, placed = (json.loads(next((tmp_path / d / "glue_tiny").glob("*.json")).read_text())
+    whole, placed = (json.loads(next((tmp_path / d / "glue_enc_tiny").glob("*.json")).read_text())
                      for d in ("whole", "placed"))
     assert placed["config"]["teacher_placement"] == "auto"
     assert placed["student_sha256"] == whole["student_sha256"]  # the same teacher outputs, bit for bit
@@ -76,7 +76,7 @@ def test_a_run_with_the_teacher_on_disk_matches_the_default_run(tmp_path, data_r
 
 
 def test_no_room_in_memory_is_a_readable_error(tmp_path, data_root, cache_dir, capsys):
-    code = main(["run", "suite=glue_tiny", "method=kd", "teacher_cache=false", f"data_dir={data_root}",
+    code = main(["run", "suite=glue_enc_tiny", "method=kd", "teacher_cache=false", f"data_dir={data_root}",
                  f"cache_dir={cache_dir}", f"results_dir={tmp_path}", "teacher_placement=auto",
                  "teacher_max_memory=cpu=1000"])
     assert code == 2 and "leaves no room" in capsys.readouterr().err

@@ -55,9 +55,9 @@ class Method:
     # classifiers: (hidden-state indices, attention indices) of the teacher that the loss reads, so that the
     # teacher-output cache stores only those layers; None: the method's hidden states/attentions are not cached
     cached_features: Callable[[Any, Any, Any], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
-    # (params, number of outputs of the distilled distribution, task name) -> what the record should say of
-    # the method on this task, or a KdbenchError when the method cannot work there (checked before training)
-    check_outputs: Callable[[Any, int, str], dict] | None = None
+    # (params, number of outputs of the distilled distribution, task name, whether those are a vocabulary) ->
+    # what the record should say of the method on this task, or a KdbenchError when it cannot work there
+    check_outputs: Callable[[Any, int, str, bool], dict] | None = None
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
@@ -71,7 +71,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     says whether the loss accepts an LM teacher given as cached top-k logits (default: never).
     `cached_features(params, student_config, teacher_config)` → (hidden-state indices, attention indices)
     the loss reads from the teacher, for the teacher-output cache (default: features run live).
-    `check_outputs(params, outputs, task)` → a dict for the record, or raises KdbenchError before training.
+    `check_outputs(params, outputs, task, vocabulary)` → a dict for the record, or KdbenchError before training.
     """
 
     def needs_fn(p) -> frozenset[str]:

@@ -62,8 +62,12 @@ class RLKDParams:
             raise KdbenchError(f"method.k must be >= 1, got {self.k}")
 
 
-def rlkd_check(params: RLKDParams, outputs: int, task: str) -> dict:
-    """The effective k on a distribution of `outputs` entries, and whether the rank term can learn there."""
+def rlkd_check(params: RLKDParams, outputs: int, task: str, vocabulary: bool) -> dict:
+    """The effective k on a distribution of `outputs` entries (a classifier head's labels, or a `vocabulary`),
+    and whether the rank term can learn there."""
+    if vocabulary and params.k > outputs:
+        raise KdbenchError(f"method.k={params.k} is larger than the vocabulary ({outputs} tokens); choose"
+                           f" method.k<={outputs}")
     k = min(params.k, outputs)
     if outputs >= 3:
         return {"effective_k": k, "rank_term": "live"}

@@ -99,6 +99,16 @@ register(
 
 register(
     Preset(
+        "llama-tiny",
+        "random Llama 2 layers x 64, 4 heads (2 KV), FFN 128, smollm2-135m's tokenizer: seconds-long tests",
+        layers_of="smollm2-135m",
+        config={"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "head_dim": 16},
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
         "char-base",
         "random Llama 2 x 128 over kdbench's 66-token character vocabulary (Tiny Shakespeare); base of the char presets",
         builtin="char",

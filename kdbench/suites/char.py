@@ -13,7 +13,8 @@ Scores on the test text:
   character after the first scored once, with at least window − stride characters of context);
   perplexity = exp(loss);
 - cer: greedy continuations. The test text gives `CONTINUATIONS` evenly spaced (prompt, continuation)
-  pairs of `PROMPT_CHARS` and eval.max_new_tokens characters (data.max_eval_examples keeps the first N);
+  pairs of train.max_length − eval.max_new_tokens and eval.max_new_tokens characters (a prompt and its
+  continuation fill one training-length window; data.max_eval_examples keeps the first N);
   the corpus CER (jiwer) of the generated against the real continuations, both stripped of surrounding
   whitespace. Greedy decoding of a small model repeats itself; CER compares methods, not the model to
   a human.
@@ -38,7 +39,6 @@ from kdbench.suites.perplexity import PerplexitySuite, TextData
 TASKS = {"shakespeare": ("tinyshakespeare", "input.txt")}
 TRAIN_SHARE = 0.9  # nanoGPT's split
 CONTINUATIONS = 100  # (prompt, continuation) pairs taken from the test text
-PROMPT_CHARS = 32
 
 
 @dataclass
@@ -82,6 +82,21 @@ def continuations(test: str, n: int, prompt_chars: int, new_chars: int) -> list[
 
 
 class CharSuite(PerplexitySuite):
+    def configure(self, cfg) -> None:
+        """The suite's options, checked before any model loads: a continuation's prompt fills the rest of a
+        training-length window, the scoring window is no longer than the training one, and there are at most
+        CONTINUATIONS continuations."""
+        prompt = cfg.train.max_length - cfg.eval.max_new_tokens
+        if prompt < 8:
+            raise KdbenchError(f"char continuations use train.max_length - eval.max_new_tokens = {prompt} characters"
+                               " of prompt; need at least 8: lower eval.max_new_tokens or raise train.max_length")
+        if cfg.eval.window > cfg.train.max_length:
+            raise KdbenchError(f"eval.window={cfg.eval.window} is longer than the {cfg.train.max_length}-character"
+                               " blocks the models train on; set eval.window<=train.max_length")
+        if cfg.data.max_eval_examples > CONTINUATIONS:
+            raise KdbenchError(f"data.max_eval_examples={cfg.data.max_eval_examples}: the char suite scores at most"
+                               f" {CONTINUATIONS} continuations")
+
     def task_names(self) -> list[str]:
         return list(TASKS)
 
@@ -102,7 +117,8 @@ class CharSuite(PerplexitySuite):
         return CharData(name, train, {"test": test}, max_blocks=max_train, max_continuations=max_eval)
 
     def _pairs(self, data: CharData, cfg) -> list[tuple[str, str]]:
-        pairs = continuations(data.evals["test"].examples[0], CONTINUATIONS, PROMPT_CHARS, cfg.eval.max_new_tokens)
+        pairs = continuations(data.evals["test"].examples[0], CONTINUATIONS, cfg.train.max_length - cfg.eval.max_new_tokens,
+                              cfg.eval.max_new_tokens)
         return pairs[: data.max_continuations] if data.max_continuations else pairs
 
     def evaluate(self, model, tokenizer, data: CharData, cfg, device) -> tuple[dict, dict]:

@@ -101,16 +101,23 @@ class GlueSuite:
 
     def train_loader(self, tokenizer, data: TaskData, max_length: int, batch_size: int, seed: int, padding_side="right"):
         # padding_side is for causal LMs; encoder classifiers always pad on the right
-        features = encode(tokenizer, data.train.examples, max_length)
-        return train_loader(features, Collator(tokenizer.pad_token_id, data.regression), batch_size, seed)
+        features = self.encode(tokenizer, data, data.train.examples, max_length)
+        return train_loader(features, self.collator(tokenizer, data), batch_size, seed)
+
+    def encode(self, tokenizer, data: TaskData, examples: list, max_length: int) -> list[dict]:
+        """Token ids and label of each example: [CLS] a [SEP] b [SEP], truncated to max_length."""
+        return encode(tokenizer, examples, max_length)
+
+    def collator(self, tokenizer, data: TaskData):
+        return Collator(tokenizer.pad_token_id, data.regression)
 
     def hold_out(self, data: TaskData, n: int) -> None:
         """Carve the validation slice (kdbench.validation) out of the training rows."""
         data.train, data.val = carve(data.train, n)
 
     def val_batches(self, tokenizer, data: TaskData, cfg) -> tuple[list[dict], list[int]]:
-        features = encode(tokenizer, data.val.examples, cfg.train.max_length)
-        return batches(features, Collator(tokenizer.pad_token_id, data.regression), cfg.eval.batch_size)
+        features = self.encode(tokenizer, data, data.val.examples, cfg.train.max_length)
+        return batches(features, self.collator(tokenizer, data), cfg.eval.batch_size)
 
     def val_metrics(self, data: TaskData, logits: torch.Tensor) -> dict[str, float]:
         """The task's official metrics on the validation slice (logits `(N, C)` in the slice's order)."""
@@ -122,7 +129,7 @@ class GlueSuite:
         out = {}
         for split_name, split in data.evals.items():
             labels = [e.label for e in split.examples]
-            if data.regression:
+            if data.task.regression:
                 constant = sum(e.label for e in data.train.examples) / len(data.train.examples)
                 name, predictions = "constant mean", [constant] * len(labels)
             else:
@@ -143,10 +150,10 @@ class GlueSuite:
 
     def evaluate(self, model, tokenizer, data: TaskData, cfg, device) -> tuple[dict, dict]:
         """Metrics and the predictions of every eval split."""
-        collate = Collator(tokenizer.pad_token_id, data.regression)
+        collate = self.collator(tokenizer, data)
         scores, preds = {}, {}
         for split_name, split in data.evals.items():
-            features = encode(tokenizer, split.examples, cfg.train.max_length)
+            features = self.encode(tokenizer, data, split.examples, cfg.train.max_length)
             loader, order = eval_loader(features, collate, cfg.eval.batch_size)
             logits = predict(model, loader, device)
             unsorted = torch.empty_like(logits)
@@ -159,20 +166,24 @@ class GlueSuite:
 
     def diagnostics(self, student, teacher, tokenizer, data: TaskData, cfg, device) -> dict[str, float]:
         """Teacher agreement, KL to the teacher and the student's ECE on each eval split (classification only)."""
-        if data.regression:
+        if data.regression:  # one real-valued output: no distribution to compare
             return {}
-        from kdbench.diagnostics import classification
-
         out = {}
-        collate = Collator(tokenizer.pad_token_id, data.regression)
+        collate = self.collator(tokenizer, data)
         for split_name, split in data.evals.items():
-            loader, order = eval_loader(encode(tokenizer, split.examples, cfg.train.max_length), collate,
+            loader, order = eval_loader(self.encode(tokenizer, data, split.examples, cfg.train.max_length), collate,
                                         cfg.eval.batch_size)
             labels = [split.examples[i].label for i in order]
-            scores = classification(predict(student, loader, device), predict(teacher, loader, device), labels)
+            scores = self.compare(data, predict(student, loader, device), predict(teacher, loader, device), labels)
             suffix = f"_{split_name}" if len(data.evals) > 1 else ""
             out.update({f"{k}{suffix}": v for k, v in scores.items()})
         return out
+
+    def compare(self, data: TaskData, student_logits, teacher_logits, labels) -> dict[str, float]:
+        """Teacher agreement, KL to the teacher and calibration of the student's outputs `(N, C)`."""
+        from kdbench.diagnostics import classification
+
+        return classification(student_logits, teacher_logits, labels)
 
     def examples(self, data: TaskData, predictions: dict) -> dict:
         """Per-example outputs for paired statistics: {split: {metrics, references, predictions}}."""

@@ -41,6 +41,7 @@ class TextData:
     evals: dict  # "test" -> Split
     max_blocks: int = 0  # data.max_train_examples: train on the first N blocks; 0 = all
     val_blocks: int = 0  # the last N blocks of the training text, held out for the learning curve
+    train_ids: dict = field(default_factory=dict)  # {"key": tokenizer identity, "ids": the training text's token ids}
     num_labels: int = 0
     regression: bool = False
     notes: list = field(default_factory=list)
@@ -115,8 +116,10 @@ class PerplexitySuite:
     def blocks(self, tokenizer, data: TextData, max_length: int) -> tuple[list[dict], list[dict]]:
         """(training blocks, validation blocks): the training text cut into blocks of max_length tokens, the
         last data.val_blocks of them held out; then the first data.max_blocks of the rest (0 = all)."""
-        ids = tokenizer(data.train.examples[0])["input_ids"]
-        blocks = lm_blocks(ids, max_length)
+        key = (tokenizer.name_or_path, len(tokenizer))
+        if data.train_ids.get("key") != key:  # tokenise the training text once per tokenizer, not per call
+            data.train_ids = {"key": key, "ids": tokenizer(data.train.examples[0])["input_ids"]}
+        blocks = lm_blocks(data.train_ids["ids"], max_length)
         if data.val_blocks >= len(blocks):
             raise KdbenchError(f"data.val_examples={data.val_blocks} would hold out all {len(blocks)} blocks of"
                                f" {max_length} tokens of {data.train.source}; choose fewer")

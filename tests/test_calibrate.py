@@ -1,0 +1,40 @@
+"""`kdbench calibrate`: the plateau rule on hand-made curves, and one tiny end-to-end calibration."""
+
+import json
+
+import pytest
+
+from kdbench.calibrate import calibrate, plateau_step, round_budget
+from kdbench.errors import KdbenchError
+
+
+def test_the_plateau_is_the_first_step_within_tolerance_of_the_best():
+    scored = [[0, 0.7, {"accuracy": 50.0}], [100, 0.4, {"accuracy": 80.0}], [200, 0.35, {"accuracy": 85.5}],
+              [300, 0.36, {"accuracy": 86.0}], [400, 0.37, {"accuracy": 85.2}]]
+    assert plateau_step(scored) == (200, 86.0, "score")  # 85.5 >= 86.0 - 1.0
+    losses = [[0, 4.0, {}], [100, 2.0, {}], [200, 1.60, {}], [300, 1.59, {}], [400, 1.585, {}]]
+    assert plateau_step(losses) == (200, 1.585, "loss")  # 1.60 <= 1.585 * 1.01
+    with pytest.raises(KdbenchError):
+        plateau_step(losses[:1])
+
+
+def test_budgets_round_up():
+    assert [round_budget(s) for s in (0, 7, 40, 101, 2000, 2001)] == [10, 10, 40, 200, 2000, 2100]
+
+
+def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
+    logs = []
+    summary = calibrate({"suite": "char_tiny", "lrs": "[1e-3,3e-3]", "steps": "20", "teacher_steps": "20",
+                         "data_dir": str(data_root), "results_dir": str(tmp_path), "cache_dir": str(cache_dir)},
+                        log=logs.append)
+    written = json.loads((tmp_path / "calibration-char_tiny.json").read_text())
+    assert written["student_choice"] == summary["student_choice"]
+    assert summary["student_choice"]["lr"] in (1e-3, 3e-3) and 10 <= summary["student_choice"]["steps"] <= 20
+    assert len(summary["student"]) == 2 and all(len(r["points"]) == 21 for r in summary["student"])
+    assert summary["teacher_choice"]["steps"] == 20 and len(summary["teacher"]) == 1
+    assert summary["teacher_choice"]["plateau_step"] <= 20 and "converged" in summary["teacher_choice"]
+    assert any("max_steps =" in line for line in logs)
+    again = []  # a second call reuses every record: nothing trains
+    calibrate({"suite": "char_tiny", "lrs": "[1e-3,3e-3]", "steps": "20", "teacher_steps": "20",
+               "data_dir": str(data_root), "results_dir": str(tmp_path), "cache_dir": str(cache_dir)}, log=again.append)
+    assert sum("reusing" in line for line in again) == 3 and not any("training student" in line for line in again)
