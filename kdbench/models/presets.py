@@ -138,7 +138,7 @@ register(
 register(
     Preset(
         "char-tiny",
-        "random Llama 1 layer x 32, 2 heads, FFN 64, for tests and the CI gate",
+        "random Llama 1 layer x 32, 2 heads, FFN 64, 12K params: tests and the CI gate's student",
         layers_of="char-base",
         config={"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
                 "num_key_value_heads": 2, "head_dim": 16},

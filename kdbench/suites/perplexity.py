@@ -151,13 +151,15 @@ class PerplexitySuite:
 
 
     def diagnostics(self, student, teacher, tokenizer, data: TextData, cfg, device) -> dict[str, float]:
-        """Top-k agreement and KL to the teacher on the first blocks of the test text."""
+        """Top-k agreement and KL to the teacher on the first blocks of the test text (at most LM_EXAMPLES blocks,
+        within the eval.max_tokens that perplexity scores)."""
         from kdbench.diagnostics import LM_EXAMPLES, language_model
 
         if not data.evals or not data.evals.get("test") or not data.evals["test"].examples:
             return {}
         ids = tokenizer("\n\n".join(data.evals["test"].examples))["input_ids"]
-        blocks = lm_blocks(ids[: LM_EXAMPLES * cfg.train.max_length], cfg.train.max_length)
+        tokens = LM_EXAMPLES * cfg.train.max_length  # the tokens perplexity scores, at most LM_EXAMPLES blocks
+        blocks = lm_blocks(ids[: min(tokens, cfg.eval.max_tokens or tokens)], cfg.train.max_length)
         loader = train_loader(blocks, LMCollator(tokenizer.pad_token_id, cfg.data.padding_side), cfg.eval.batch_size, 0)
         return language_model(student, teacher, loader, device)
 
