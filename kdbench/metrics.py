@@ -123,8 +123,24 @@ def cer(predictions: list[str], references: list[str]) -> float:
     return 100.0 * float(jiwer.cer(list(references), list(predictions)))
 
 
+LOGITS_BUDGET = 1 << 26  # floats of logits per forward when windows are batched (256 MB in float32)
+
+
+def perplexity_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first new target) of each sliding window over `n_tokens` tokens: every token after the first
+    is a target of exactly one window, the first that has it past the previous window's end."""
+    windows, scored_until = [], 1  # the first token has no context and is not scored
+    for begin in range(0, max(n_tokens - 1, 1), stride):
+        end = min(begin + max_length, n_tokens)
+        windows.append((begin, end, max(scored_until - begin - 1, 0)))
+        scored_until = end
+        if end == n_tokens:
+            break
+    return windows
+
+
 def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length: int | None = None,
-               max_tokens: int = 0, progress: bool = False) -> float:
+               max_tokens: int = 0, progress: bool = False, batch_size: int = 1) -> float:
     """Token-level perplexity of a causal LM over the texts joined by blank lines, by sliding window.
 
     Windows of `max_length` tokens (default: the model's context) advance by
@@ -132,7 +148,9 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
     is predicted exactly once, by the first window that has it as a new target,
     with at least max_length − stride tokens of context where the text allows. Returns
     exp(Σ NLL / number of predicted tokens). `max_tokens` > 0 scores only the first
-    max_tokens tokens of the joined text. Perplexities are comparable only
+    max_tokens tokens of the joined text. Windows of equal length go through the model
+    `batch_size` at a time (fewer when their logits would exceed LOGITS_BUDGET floats): the
+    same sum, in another order of float additions. Perplexities are comparable only
     between models with the same tokenizer.
     """
     import torch
@@ -150,26 +168,31 @@ def perplexity(model, tokenizer, texts: list[str], stride: int = 512, max_length
     if len(ids) < 2:
         raise KdbenchError("perplexity needs at least 2 tokens of text")
     device = next(model.parameters()).device
-    total_nll, total_tokens, scored_until = 0.0, 0, 1  # the first token has no context and is not scored
+    windows = perplexity_windows(len(ids), max_length, stride)
+    vocab = getattr(model.config, "vocab_size", None) or 50_000
+    per_batch = max(1, min(batch_size, LOGITS_BUDGET // (max_length * vocab)))
+    groups, current = [], []
+    for w in windows:  # consecutive windows of one length, at most per_batch of them
+        if current and (len(current) == per_batch or w[1] - w[0] != current[0][1] - current[0][0]):
+            groups.append(current)
+            current = []
+        current.append(w)
+    groups.append(current)
+    total_nll, total_tokens = 0.0, 0
     model.eval()
-    starts = range(0, max(len(ids) - 1, 1), stride)
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="perplexity", unit="window", leave=False)
+        groups = tqdm(groups, desc="perplexity", unit="batch", leave=False)
     with torch.no_grad():
-        for begin in starts:
-            end = min(begin + max_length, len(ids))
-            window = ids[begin:end].to(device)[None]
-            logits = model(input_ids=window).logits[0, :-1].float()
-            targets = window[0, 1:]
-            first_new = max(scored_until - begin - 1, 0)  # skip targets an earlier window already scored
-            nll = F.cross_entropy(logits[first_new:], targets[first_new:], reduction="sum")
-            total_nll += float(nll)
-            total_tokens += len(targets) - first_new
-            scored_until = end
-            if end == len(ids):
-                break
+        for group in groups:
+            window = torch.stack([ids[b:e] for b, e, _ in group]).to(device)
+            logits = model(input_ids=window).logits[:, :-1].float()
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1),
+                                  reduction="none").view(len(group), -1)
+            for row, (_, _, first_new) in enumerate(group):  # skip targets an earlier window already scored
+                total_nll += float(nll[row, first_new:].sum())
+                total_tokens += nll.shape[1] - first_new
     return math.exp(total_nll / total_tokens)
 
 

@@ -73,8 +73,19 @@ def test_perplexity_hand_case_is_independent_of_window_and_stride():
     model = Bigram(torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]]))
     for max_length in (2, 3, 4):
         for stride in range(1, max_length):
-            assert metrics.perplexity(model, CharTokenizer(), ["abab"], stride=stride,
-                                      max_length=max_length) == pytest.approx(1.526285, abs=1e-5)
+            for batch_size in (1, 3):
+                assert metrics.perplexity(model, CharTokenizer(), ["abab"], stride=stride, max_length=max_length,
+                                          batch_size=batch_size) == pytest.approx(1.526285, abs=1e-5)
+
+
+def test_batched_windows_give_the_unbatched_perplexity():
+    torch.manual_seed(0)
+    model = Bigram(torch.randn(6, 6))
+    model.config.max_position_embeddings = 5
+    text = ["abcdefabfedcbaaceb"]
+    one = metrics.perplexity(model, CharTokenizer(), text, stride=2, max_length=5)
+    assert metrics.perplexity(model, CharTokenizer(), text, stride=2, max_length=5, batch_size=4) == pytest.approx(one, rel=1e-6)
+    assert metrics.perplexity_windows(7, 4, 2) == [(0, 4, 0), (2, 6, 1), (4, 7, 1)]
 
 
 def test_perplexity_refuses_bad_input():

@@ -124,7 +124,8 @@ class CharSuite(PerplexitySuite):
     def evaluate(self, model, tokenizer, data: CharData, cfg, device) -> tuple[dict, dict]:
         model = to_device(model, device)
         ppl = metrics.perplexity(model, tokenizer, data.evals["test"].examples, stride=cfg.eval.stride,
-                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True)
+                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True,
+                                 batch_size=cfg.eval.batch_size)
         pairs = data.continuation_pairs = self._pairs(data, cfg)
         generated = generate(model, tokenizer, [p for p, _ in pairs], cfg.eval.max_new_tokens, cfg.eval.batch_size)
         references = [c.strip() or c for _, c in pairs]

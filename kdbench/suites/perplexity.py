@@ -146,7 +146,8 @@ class PerplexitySuite:
     def evaluate(self, model, tokenizer, data: TextData, cfg, device) -> tuple[dict, dict]:
         model = to_device(model, device)
         ppl = metrics.perplexity(model, tokenizer, data.evals["test"].examples, stride=cfg.eval.stride,
-                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True)
+                                 max_length=cfg.eval.window, max_tokens=cfg.eval.max_tokens, progress=True,
+                                 batch_size=cfg.eval.batch_size)
         return {"perplexity": ppl}, {}
 
 
