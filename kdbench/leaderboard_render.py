@@ -78,6 +78,13 @@ def _p_cell(row: MethodRow, ref: str, tasks: list[str]) -> tuple[str, float | No
     return text, avg if isinstance(avg, float) else None
 
 
+def _params(n: int | None) -> tuple[str, float | None]:
+    """A parameter count: millions (22.7M), or thousands below a million (12K)."""
+    if not n:
+        return DASH, None
+    return (f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"), float(n) / 1e6
+
+
 def _num(value: float | None, spec: str, suffix: str = "") -> tuple[str, float | None]:
     return (DASH, None) if value is None else (f"{value:{spec}}{suffix}", float(value))
 
@@ -92,7 +99,7 @@ def section(group: Group) -> TableSection:
                      if t in group.teacher else (DASH, None) for t in group.tasks]
     t_avg = run_average(group.teacher, group.tasks)
     teacher_row = [("teacher", None)] + teacher_cells + [_num(t_avg, ".1f")] + [(DASH, None)] * 2 + [
-        _num(group.teacher_params / 1e6 if group.teacher_params else None, ".1f", "M"), ("1.0x", 1.0),
+        _params(group.teacher_params), ("1.0x", 1.0),
         (DASH, None), (DASH, None), (DASH, None)] + [(DASH, None)] * len(diag_keys)
     trivial_rows = []
     for name, per_task in group.trivial.items():
@@ -104,7 +111,7 @@ def section(group: Group) -> TableSection:
         cells = [(row.method, None)] + [_marked(_cell(row.tasks.get(t)), row, t) for t in group.tasks]
         cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
         cells += [_p_cell(row, ref, group.tasks) for ref in ("kd", "none")]
-        cells += [_num(row.student_params / 1e6 if row.student_params else None, ".1f", "M"),
+        cells += [_params(row.student_params),
                   _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f"), _num(row.examples_per_s, ".1f"),
                   _num(row.tokens_per_s, ".0f")]
         cells += [(fmt_summary(row.diagnostics.get(k), 3 if "kl" in k else 1),
