@@ -279,7 +279,7 @@ def _flatten_toml(table: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-SUITE_FILE_ONLY = {"kind", "version", "description", "family", "reference"}  # suite metadata, not run config
+SUITE_FILE_ONLY = {"kind", "version", "description", "family", "reference", "budget_bound"}  # suite metadata
 
 
 def _known_keys(method_name: str) -> list[str]:

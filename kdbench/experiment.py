@@ -361,6 +361,8 @@ def _new_record(cfg: RunConfig, suite_file: dict, accelerator) -> dict:
         "status": "running",
         "suite": cfg.suite,
         "suite_version": str(suite_file.get("version", "0")),
+        # a suite whose students cannot plateau on 2 CPU cores says so, and what budget they would need
+        "budget_bound": suite_file.get("budget_bound"),
         "method": cfg.method,
         "method_params": dataclasses.asdict(cfg.method_params),
         "teacher": model_identity(cfg.teacher, cfg.cache_dir or None),

@@ -77,6 +77,7 @@ class MethodRow:
     tokens_per_s: float | None = None
     diagnostics: dict[str, Summary] = field(default_factory=dict)  # e.g. "sst2 mor@5" -> summary
     improving: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (runs still improving, runs)
+    budget_bound: str | None = None  # the suite's statement that its students cannot plateau at this budget
     below_trivial: set = field(default_factory=set)  # tasks where the row is not clearly above the trivial baseline
 
 
@@ -276,6 +277,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
         _cost(row, teacher_params)
         row.diagnostics = _diagnostics(runs)
         row.improving = _improving(runs, tasks)
+        row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), None)
         rows.append(row)
     trivial = _trivial(records, notes)
     for row in rows:

@@ -63,7 +63,7 @@ def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[
         text += f" {BELOW_TRIVIAL}"
     k, n = row.improving.get(task, (0, 0))
     if k:
-        text += f" {IMPROVING} {k}/{n}"
+        text += f" {IMPROVING} {k}/{n}" + (" budget-bound" if row.budget_bound else "")
     return text, value
 
 
@@ -125,6 +125,9 @@ def section(group: Group) -> TableSection:
                      " reaches it)")
     if any(k for row in group.rows for k, _ in row.improving.values()):
         notes.append(f"{IMPROVING} k/n: k of the n runs were still improving at their last step ({RULE})")
+    bound = next((row.budget_bound for row in group.rows if row.budget_bound), None)
+    if bound and any(k for row in group.rows for k, _ in row.improving.values()):
+        notes.append(f"budget-bound: {bound}")
     reasons: dict[str, set[str]] = {}
     for row in group.rows:
         for ref, ps in row.p_values.items():

@@ -77,12 +77,14 @@ def test_leaderboard_marks_still_improving_runs_and_students_at_the_trivial_base
         record = json.loads(path.read_text())
         record["curves"]["sst2"]["converged"] = path.name < max(p.name for p in (results / "glue_enc_tiny").glob("kd-*"))
         record["trivial"]["sst2"]["majority class"]["accuracy"] = 99.0  # no student is clearly above this
+        record["budget_bound"] = "plateau needs ~5,000 steps (extrapolated)"
         path.write_text(json.dumps(record))
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out = capsys.readouterr().out
     kd_line = next(line for line in out.splitlines() if line.startswith("kd "))
-    assert "▽" in kd_line and "↗ 1/2" in kd_line
+    assert "▽" in kd_line and "↗ 1/2 budget-bound" in kd_line
     assert "still improving at their last step" in out and "not clearly above the best trivial baseline" in out
+    assert "budget-bound: plateau needs ~5,000 steps (extrapolated)" in out
 
 
 def test_records_that_read_a_top_k_teacher_get_their_own_table(swept, capsys, tmp_path):

@@ -2,7 +2,7 @@
 
     kdbench run suite=bleu method=rlkd data_dir=../shared/data
 
-Version history: 1: first release; 2: the teacher is fine-tuned on Multi30k train (200 steps of 8). Prompt format: see kdbench/suites/generation.py.
+Version history: 1: first release; 2: the teacher is fine-tuned on Multi30k train (200 steps of 8); 3: a validation slice is held out of the training data. Prompt format: see kdbench/suites/generation.py.
 The record's data notes carry sacrebleu's signature.
 """
 

@@ -3,7 +3,7 @@
     kdbench run suite=cer method=rlkd data_dir=../shared/data            # Multi30k en→de
     kdbench run suite=cer method=kd tasks=[scitldr] data_dir=../shared/data
 
-Version history: 1: first release; 2: the teacher is fine-tuned on Multi30k train (200 steps of 8). Any generation task can be named; with
+Version history: 1: first release; 2: the teacher is fine-tuned on Multi30k train (200 steps of 8); 3: a validation slice is held out of the training data. Any generation task can be named; with
 several references (SciTLDR) the first is used.
 """
 

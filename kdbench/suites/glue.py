@@ -1,8 +1,9 @@
-"""GLUE: the nine tasks on their dev sets, scored with the official metrics (0–100).
+"""GLUE with encoder classifiers (suite glue_enc): the nine tasks on their dev sets, official metrics (0–100).
 
-    kdbench run suite=glue method=rlkd tasks=[sst2,rte] data_dir=../shared/data
+    kdbench run suite=glue_enc method=kd tasks=[sst2,rte] data_dir=../shared/data
 
-Version history (bump when a number can move): 1: first release; sentence
+Version history (bump when a number can move): 2 (suite glue_enc): a
+validation slice is held out of the training rows; 1: first release; sentence
 pairs are encoded as one [CLS] a [SEP] b [SEP] input, truncated to
 train.max_length tokens.
 Data: <data_root>/glue/<Task>/{train,dev}.tsv (GLUE TSV format), else the hub

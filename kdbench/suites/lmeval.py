@@ -3,7 +3,7 @@
     kdbench run suite=lmeval method=kd data_dir=../shared/data                 # offline: local tasks
     kdbench run suite=lmeval method=kd tasks=[hellaswag,arc_easy]            # online: any lm-eval task
 
-Version history: 1: first release.
+Version history: 1: first release; 2: the last blocks of the training text are held out for the learning curve.
 The student is distilled on the perplexity suite's corpus (WikiText-2 train
 from the hub, offline the local wiki.valid.tokens), once per task, then scored.
 Offline tasks are lm-eval YAMLs written at run time that point at files under

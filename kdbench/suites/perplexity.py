@@ -2,7 +2,8 @@
 
     kdbench run suite=perplexity method=kd data_dir=../shared/data
 
-Version history (bump when a number can move): 1: first release.
+Version history (bump when a number can move): 1: first release; 2: the last
+data.val_examples blocks of the training text are held out for the learning curve.
 Prompt format: none; plain text. The text is the WikiText-2 token file as
 published (`wiki.*.tokens`, with its <unk> markers), whole; training cuts the
 tokenised stream into blocks of train.max_length tokens, every token a target.

@@ -3,7 +3,7 @@
     kdbench run suite=rouge method=kd data_dir=../shared/data
     kdbench run suite=rouge method=kd tasks=[selfinst] data_dir=../shared/data
 
-Version history: 1: first release; 2: default tasks SciTLDR and Self-Instruct, 50 steps. rouge-score with Porter stemming; each
+Version history: 1: first release; 2: default tasks SciTLDR and Self-Instruct, 50 steps; 3: a validation slice is held out of the training data. rouge-score with Porter stemming; each
 example scores the best F over its references (SciTLDR test has several).
 Prompt formats and the selfinst training corpus: kdbench/suites/generation.py.
 """
