@@ -128,10 +128,21 @@ register(
 register(
     Preset(
         "char-student",
-        "the char suite's student: random Llama 2 layers x 128, 4 heads, FFN 512, 0.5M params",
+        "random Llama 2 layers x 128, 4 heads, FFN 512, 0.5M params: the char_ci gate's teacher",
         layers_of="char-base",
         config={"num_hidden_layers": 2, "hidden_size": 128, "intermediate_size": 512, "num_attention_heads": 4,
                 "num_key_value_heads": 4, "head_dim": 32},
+        task="causal_lm",
+    )
+)
+register(
+    Preset(
+        "char-small",
+        "the char suite's student: random Llama 2 layers x 64, 4 heads, FFN 256, 0.1M params (32x smaller than"
+        " char-teacher)",
+        layers_of="char-base",
+        config={"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 4,
+                "num_key_value_heads": 4, "head_dim": 16},
         task="causal_lm",
     )
 )
