@@ -12,14 +12,17 @@ the dev/test split the leaderboard reports):
    cached, and the sweep reuses it. Otherwise the output says to raise `teacher_steps`. The first step on
    the plateau (below) is reported too.
 2. Student: train `method=none` for `steps` at each learning rate in `lrs` (seed `seed`), 20 validation
-   points each. The learning rate is the one with the best validation result; the steps are that curve's
-   first step on the plateau. Every method then runs at this one budget.
+   points each. The learning rate is the one with the best validation result. As for the teacher, when
+   that curve passes the convergence rule the student's budget is `steps` itself (every method then runs
+   at this one budget); otherwise the output says to raise `steps`. Calibrating at the length the sweep
+   will train keeps the learning-rate schedule the same: a shorter run decays sooner and is a different
+   curve.
 
-Plateau: a point is on it when its validation score is within 1 point of the curve's best (tasks with a
-score: classification, regression), or its validation loss within 1% of the curve's lowest (language
-modelling); the tolerances of kdbench.convergence. The first such step, rounded up to a multiple of 100 (of 10 below 100), is the
-budget. The learning-rate schedule decays over the whole calibration run, so a run of the chosen length
-decays sooner; the sweep's own convergence rule then checks the choice on every record.
+Plateau (reported, not chosen): a point is on it when its validation score is within 1 point of the
+curve's best (tasks with a score: classification, regression), or its validation loss within the loss
+tolerance of the curve's lowest (language modelling); the tolerances of kdbench.convergence. The first
+such step, rounded up to a multiple of 100 (of 10 below 100), tells how much of the budget the curve
+needed to come within tolerance of its best.
 
 Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines. Each
 run is an ordinary record under <results_dir>/<suite>/; re-running the same command reuses the complete
@@ -87,7 +90,7 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         raise KdbenchError(f"steps and teacher_steps must be at least points={points}")
     results_dir = Path(base.results_dir)
     summary = {"suite": base.suite, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "rule": __doc__.split("Plateau: ", 1)[1].split("\n\n", 1)[0].replace("\n", " "),
+               "rule": __doc__.split("Plateau (reported, not chosen): ", 1)[1].split("\n\n", 1)[0].replace("\n", " "),
                "teacher": [], "student": []}
 
     def one(extra: dict) -> dict:
@@ -131,12 +134,17 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         for task, curve in record["curves"].items():
             step, value, kind = plateau_step(curve["points"])
             summary["student"].append({"task": task, "lr": lr, "plateau_step": step, "best": value, "compared": kind,
-                                       "points": curve["points"], "record": record["run_id"]})
+                                       "converged": curve["converged"], "points": curve["points"],
+                                       "record": record["run_id"]})
             worst = step if worst is None else max(worst, step)
         score = sum(r["best"] if r["compared"] == "score" else -r["best"] for r in summary["student"] if r["lr"] == lr)
         if best is None or score > best[1]:
             best = (lr, score, worst)
-    summary["student_choice"] = {"steps": round_budget(best[2]), "lr": best[0]}
+    converged = all(r["converged"] for r in summary["student"] if r["lr"] == best[0])
+    summary["student_choice"] = {"steps": steps, "lr": best[0], "converged": converged,
+                                 "plateau_step": round_budget(best[2])}
+    if not converged:
+        log(f"calibrate: the student was still improving after {steps} steps; raise steps")
     summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = results_dir / f"calibration-{base.suite}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,19 @@ The rule, written down once (README "Learning curves and convergence"):
 - `score_gain` = max(late scores) − max(early scores), where a point's score is the mean of its metrics
   (0–100, higher is better; classification and regression tasks have one, pure language modelling
   does not).
-- converged ⇔ loss_drop < 1% and (no score, or score_gain < 1.0 point). A rising validation loss
+- converged ⇔ loss_drop < 2% and (no score, or score_gain < 1.0 point). A rising validation loss
   (overfitting) counts as converged: more steps at this learning rate do not help.
 
 Best-so-far values rather than last values keep one noisy evaluation from deciding either way. The
 learning-rate schedule decays linearly to 0, so the last 20% trains at under a fifth of the peak rate: a
 curve still gaining more than the tolerances there would gain more from a longer schedule.
+
+Why 2% and not 1%: that decay itself lowers the loss in the last 20% (annealing), so the tail drop
+overstates what more steps would give. Measured in the char suite's calibration (2026-11-30,
+results/calibration/): char-small (2 x 64) at lr 8e-3 dropped 2.7% over the last 20% of a 5,000-step run,
+yet a run twice as long (10,000 steps) reached a best validation loss only 0.7% lower (1.4127 -> 1.4024),
+and its own tail dropped 1.1%. A 1% tail tolerance would call a budget unfinished that doubling improves
+by under 1%; 2% still refuses the 5,000-step curve above.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 from statistics import mean
 
 LATE_SHARE = 0.2  # the share of the steps at the end whose improvement is measured
-LOSS_TOLERANCE = 0.01  # relative improvement of the best validation loss
+LOSS_TOLERANCE = 0.02  # relative improvement of the best validation loss (why 2%: module docstring)
 SCORE_TOLERANCE = 1.0  # points (0–100) of the best validation score
 
 RULE = (f"converged when, over the last {LATE_SHARE:.0%} of the steps, the best validation loss improves by"

@@ -12,8 +12,10 @@ def test_the_plateau_is_the_first_step_within_tolerance_of_the_best():
     scored = [[0, 0.7, {"accuracy": 50.0}], [100, 0.4, {"accuracy": 80.0}], [200, 0.35, {"accuracy": 85.5}],
               [300, 0.36, {"accuracy": 86.0}], [400, 0.37, {"accuracy": 85.2}]]
     assert plateau_step(scored) == (200, 86.0, "score")  # 85.5 >= 86.0 - 1.0
-    losses = [[0, 4.0, {}], [100, 2.0, {}], [200, 1.60, {}], [300, 1.59, {}], [400, 1.585, {}]]
-    assert plateau_step(losses) == (200, 1.585, "loss")  # 1.60 <= 1.585 * 1.01
+    losses = [[0, 4.0, {}], [100, 2.0, {}], [200, 1.61, {}], [300, 1.59, {}], [400, 1.585, {}]]
+    assert plateau_step(losses) == (200, 1.585, "loss")  # 1.61 <= 1.585 * 1.02 = 1.6167
+    losses[2][1] = 1.63
+    assert plateau_step(losses)[0] == 300  # 1.63 > 1.6167
     with pytest.raises(KdbenchError):
         plateau_step(losses[:1])
 
@@ -29,7 +31,10 @@ def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
                         log=logs.append)
     written = json.loads((tmp_path / "calibration-char_tiny.json").read_text())
     assert written["student_choice"] == summary["student_choice"]
-    assert summary["student_choice"]["lr"] in (1e-3, 3e-3) and 10 <= summary["student_choice"]["steps"] <= 20
+    choice = summary["student_choice"]
+    # the budget is the calibration length itself; the plateau step is reported beside it
+    assert choice["lr"] in (1e-3, 3e-3) and choice["steps"] == 20 and 10 <= choice["plateau_step"] <= 20
+    assert choice["converged"] == all(r["converged"] for r in summary["student"] if r["lr"] == choice["lr"])
     assert len(summary["student"]) == 2 and all(len(r["points"]) == 21 for r in summary["student"])
     assert summary["teacher_choice"]["steps"] == 20 and len(summary["teacher"]) == 1
     assert summary["teacher_choice"]["plateau_step"] <= 20 and "converged" in summary["teacher_choice"]
