@@ -138,7 +138,7 @@ def _plot_curves(group: Group, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        label = ""
+        label, trained = "", []  # trained: band edges after step 0, where the methods differ
         for row in group.rows:
             found = curve_series(row.runs, task)
             if found is None:
@@ -151,6 +151,12 @@ def _plot_curves(group: Group, path: Path) -> bool:
             if all(h is not None for h in halves):
                 ax.fill_between(steps, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
                                 color=line.get_color(), alpha=0.15)
+            trained += [m + sign * (h or 0.0) for step, m, h in series if step > 0 for sign in (-1, 1)]
+        if trained and max(trained) > min(trained):
+            # the untrained model's point (step 0) would squash the trained part of every curve flat
+            pad = 0.08 * (max(trained) - min(trained))
+            ax.set_ylim(min(trained) - pad, max(trained) + pad)
+            label += "; step 0 off scale"
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("training step")
         ax.set_ylabel(label, fontsize=8)
