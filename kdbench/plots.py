@@ -138,7 +138,7 @@ def _plot_curves(group: Group, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        label, trained = "", []  # trained: band edges after step 0, where the methods differ
+        label, trained, untrained = "", [], []  # trained: band edges after step 0, where the methods differ
         for row in group.rows:
             found = curve_series(row.runs, task)
             if found is None:
@@ -152,11 +152,14 @@ def _plot_curves(group: Group, path: Path) -> bool:
                 ax.fill_between(steps, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
                                 color=line.get_color(), alpha=0.15)
             trained += [m + sign * (h or 0.0) for step, m, h in series if step > 0 for sign in (-1, 1)]
+            untrained += [m for step, m, _ in series if step == 0]
         if trained and max(trained) > min(trained):
             # the untrained model's point (step 0) would squash the trained part of every curve flat
             pad = 0.08 * (max(trained) - min(trained))
-            ax.set_ylim(min(trained) - pad, max(trained) + pad)
-            label += "; step 0 off scale"
+            low, high = min(trained) - pad, max(trained) + pad
+            ax.set_ylim(low, high)
+            if any(not low <= m <= high for m in untrained):
+                label += "; step 0 off scale"
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("training step")
         ax.set_ylabel(label, fontsize=8)
