@@ -24,6 +24,11 @@ tolerance of the curve's lowest (language modelling); the tolerances of kdbench.
 such step, rounded up to a multiple of 100 (of 10 below 100), tells how much of the budget the curve
 needed to come within tolerance of its best.
 
+When the chosen curve is still improving, the summary adds a labelled extrapolation per task
+(kdbench.extrapolate): the run length at which a power law fitted to its validation loss would pass the
+rule, and the CPU hours that costs at the run's measured training rate. It is what a suite's
+`budget_bound` text quotes; it is never a measured budget.
+
 Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines. Each
 run is an ordinary record under <results_dir>/<suite>/; re-running the same command reuses the complete
 ones, so a stopped calibration resumes where it stopped.
@@ -39,6 +44,7 @@ from pathlib import Path
 from kdbench.config import parse_list, resolve
 from kdbench.convergence import LOSS_TOLERANCE, SCORE_TOLERANCE, point_score
 from kdbench.errors import KdbenchError
+from kdbench.extrapolate import describe, extrapolate
 from kdbench.results import config_hash, load_records
 
 CALIBRATE_KEYS = ("lrs", "steps", "teacher_steps", "teacher_lrs", "points")
@@ -67,6 +73,26 @@ def _complete_records(results_dir: Path, suite: str) -> dict[str, dict]:
     records, _ = load_records(results_dir, suite)
     return {config_hash(r["config"]): r for r in sorted(records, key=lambda r: r["created_at"])
             if r.get("status") == "complete"}
+
+
+def seconds_per_step(record: dict, task: str) -> float | None:
+    """Training seconds per step of one task in a record (validation passes excluded)."""
+    rate = (record.get("throughput") or {}).get(task, {}).get("train_examples_per_s")
+    batch = record["config"]["train"]["batch_size"] * record["config"]["train"].get("grad_accum", 1)
+    return batch / rate if rate else None
+
+
+def _extrapolations(rows: list, results_dir: Path, suite: str, log) -> dict:
+    """task -> the labelled extrapolation of its still-improving curve (kdbench.extrapolate)."""
+    records, _ = load_records(results_dir, suite)
+    by_id = {r["run_id"]: r for r in records}
+    out = {}
+    for row in rows:
+        record = by_id.get(row["record"])
+        result = extrapolate(row["points"], seconds_per_step(record, row["task"]) if record else None)
+        out[row["task"]] = result
+        log(f"calibrate: [{row['task']}] {describe(result)}")
+    return out
 
 
 def _better(a: float, b: float, kind: str) -> bool:
@@ -145,6 +171,8 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
                                  "plateau_step": round_budget(best[2])}
     if not converged:
         log(f"calibrate: the student was still improving after {steps} steps; raise steps")
+        summary["student_extrapolation"] = _extrapolations(
+            [r for r in summary["student"] if r["lr"] == best[0] and not r["converged"]], results_dir, base.suite, log)
     summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = results_dir / f"calibration-{base.suite}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

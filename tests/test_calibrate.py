@@ -39,6 +39,10 @@ def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
     assert summary["teacher_choice"]["steps"] == 20 and len(summary["teacher"]) == 1
     assert summary["teacher_choice"]["plateau_step"] <= 20 and "converged" in summary["teacher_choice"]
     assert any("max_steps =" in line for line in logs)
+    # a still-improving student gets a labelled extrapolation per task, never a silent budget
+    assert ("student_extrapolation" in summary) == (not choice["converged"])
+    for result in summary.get("student_extrapolation", {}).values():
+        assert result["label"].startswith("extrapolated") and any("extrapolated" in line for line in logs)
     again = []  # a second call reuses every record: nothing trains
     calibrate({"suite": "char_tiny", "lrs": "[1e-3,3e-3]", "steps": "20", "teacher_steps": "20",
                "data_dir": str(data_root), "results_dir": str(tmp_path), "cache_dir": str(cache_dir)}, log=again.append)
