@@ -159,17 +159,17 @@ def _results_dir(values: dict) -> Path:
 def _cmd_leaderboard(args: list[str]) -> int:
     import time
 
-    from kdbench.config import check_name, parse_overrides
+    from kdbench.config import check_name, convert, parse_overrides
     from kdbench.leaderboard import collect
     from kdbench.leaderboard_render import section, terminal, write_all
 
     values = parse_overrides(args)
-    _keys(values, ("suite", "results_dir"), "leaderboard")
+    _keys(values, ("suite", "results_dir", "allow_dirty"), "leaderboard")
     results_dir = _results_dir(values)
     suite = values.get("suite")
     if suite is not None:
         check_name("suite", suite)
-    groups, skipped = collect(results_dir, suite)
+    groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool))
     if not groups:
         raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
     print(terminal([section(g) for g in groups]))

@@ -13,6 +13,12 @@ then summarised over runs; it is left out ("–") when a task is missing or a
 metric is not a higher-is-better 0–100 score (perplexity, CER, lm-eval's raw
 values): an average with those in it would mean nothing.
 
+Each student counts once: a repeated run of one configuration and seed (the same config hash) is not a
+new seed. The newest complete record wins; the others are set aside and the group's caption says how
+many. Code versions: the caption says how many commits a group's records come from, and records from a
+tree with uncommitted changes (`git_commit.dirty`) are left out, named, unless `allow_dirty=true`; the
+caption then says how many it holds.
+
 p-values: each method against `kd` and against `none`, per task and on the
 average, by paired bootstrap over eval examples (1,000 resamples, the same
 resampled examples for both; every run's predictions enter, averaged over the
@@ -31,7 +37,7 @@ from statistics import mean
 import numpy as np
 
 from kdbench.metrics import HIGHER_IS_BETTER
-from kdbench.results import load_examples, load_records
+from kdbench.results import config_hash, load_examples, load_records
 from kdbench.stats import RESAMPLED, base_metric, mean_ci, paired_bootstrap, resample_indices, resampled_scores
 
 REFERENCE_METHODS = ("kd", "none")
@@ -91,6 +97,13 @@ class Group:
     rows: list[MethodRow]
     notes: list[str] = field(default_factory=list)
     trivial: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # baseline -> task -> metrics
+    duplicates: int = 0  # repeated runs of one configuration and seed, set aside (the newest counts)
+    dirty: int = 0  # records from a tree with uncommitted changes (only with allow_dirty=true)
+
+    @property
+    def commits(self) -> int:
+        """How many code commits the group's records come from (records without one count as one more)."""
+        return len({(r.get("git_commit") or {}).get("sha") for row in self.rows for r in row.runs})
 
     @property
     def title(self) -> str:
@@ -100,7 +113,13 @@ class Group:
     @property
     def caption(self) -> str:
         extra = "".join(f"; {part}" for part in self.key[7:])
-        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}{extra}."
+        code = f" Code: {self.commits} commit{'s' if self.commits != 1 else ''}"
+        if self.dirty:
+            code += f", {self.dirty} run{'s' if self.dirty != 1 else ''} from a tree with uncommitted changes (allow_dirty=true)"
+        if self.duplicates:
+            code += (f"; {self.duplicates} repeated run{'s' if self.duplicates != 1 else ''} of one configuration and"
+                     " seed set aside (the newest counts)")
+        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}{extra}.{code}."
 
 
 def _task_score(metrics: dict[str, float]) -> float:
@@ -296,13 +315,39 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     return Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
 
 
-def collect(results_dir: Path, suite: str | None = None) -> tuple[list[Group], list[str]]:
+def newest_per_config(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the newest record of each configuration, the older repeats): one student per (configuration, seed)."""
+    newest: dict[str, dict] = {}
+    for r in sorted(records, key=lambda r: r["created_at"]):
+        newest[config_hash(r["config"])] = r
+    kept = {id(r) for r in newest.values()}
+    return [r for r in records if id(r) in kept], [r for r in records if id(r) not in kept]
+
+
+def is_dirty(record: dict) -> bool:
+    return bool((record.get("git_commit") or {}).get("dirty"))
+
+
+def collect(results_dir: Path, suite: str | None = None, allow_dirty: bool = False) -> tuple[list[Group], list[str]]:
     """Leaderboard groups of the complete records under results_dir, and a note for each record left out."""
     records, skipped = load_records(results_dir, suite)
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    complete = []
     for r in records:
         if r.get("status", "complete") != "complete":
             skipped.append(f"{r['_path']}: status {r.get('status')!r} (the run did not finish)")
+        elif is_dirty(r) and not allow_dirty:
+            skipped.append(f"{r['_path']}: ran from a tree with uncommitted changes (commit it and re-run, or pass"
+                           " allow_dirty=true)")
         else:
-            groups[group_key(r)].append(r)
-    return [build_group(key, groups[key]) for key in sorted(groups)], skipped
+            complete.append(r)
+    kept, repeats = newest_per_config(complete)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in kept:
+        groups[group_key(r)].append(r)
+    out = []
+    for key in sorted(groups):
+        group = build_group(key, groups[key])
+        group.duplicates = sum(group_key(r) == key for r in repeats)
+        group.dirty = sum(is_dirty(r) for r in groups[key])
+        out.append(group)
+    return out, skipped

@@ -8,6 +8,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from kdbench.cli import main
 from kdbench.results import REQUIRED
+from tests.conftest import as_committed
 
 
 def run_cli(capsys, *args):
@@ -101,7 +102,7 @@ def tiny_results(tmp_path_factory, data_root, cache_dir):
         code = main(["run", "suite=glue_enc_tiny", f"method={method}", f"data_dir={data_root}", f"results_dir={results}",
                      f"cache_dir={cache_dir}", *extra])
         assert code == 0
-    return results
+    return as_committed(results)
 
 
 def test_end_to_end_records_are_complete_and_valid(tiny_results):

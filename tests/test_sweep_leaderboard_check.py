@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from kdbench.cli import main
+from tests.conftest import as_committed
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def swept(tmp_path_factory, data_root, cache_dir):
     from kdbench import sweep as sweep_module
 
     summary = sweep_module.sweep(dict(a.split("=", 1) for a in args[1:]), log=logs.append)
-    return results, summary, logs, args
+    return as_committed(results), summary, logs, args
 
 
 def test_sweep_runs_the_grid_once_with_one_teacher(swept):
@@ -109,6 +110,44 @@ def test_leaderboard_never_mixes_suite_versions(swept, capsys, tmp_path):
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out = capsys.readouterr().out
     assert "glue_enc_tiny v1:" in out and "glue_enc_tiny v2:" in out
+
+
+def test_each_student_counts_once_and_the_caption_says_so(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    folder = results / "glue_enc_tiny"
+    original = next(folder.glob("kd-*.json"))
+    record = json.loads(original.read_text())
+    for i in (1, 2):  # two repeats of one (configuration, seed): the newest counts, the others are set aside
+        repeat = dict(record, run_id=f"{record['run_id']}-repeat{i}", created_at=f"2999-01-0{i}T00:00:00Z")
+        repeat["metrics"] = {"sst2": {"accuracy": 10.0 * i}}
+        (folder / f"kd-repeat{i}.json").write_text(json.dumps(repeat))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    kd_line = next(line for line in out.splitlines() if line.startswith("kd "))
+    assert "(n=2)" in kd_line  # still two seeds, not four
+    assert "2 repeated runs of one configuration and seed set aside" in out
+    rows = list(csv.DictReader((results / "leaderboard_all.csv").open()))
+    kd = next(r for r in rows if r["method"] == "kd" and r["metric"] == "accuracy")
+    other = json.loads(next(p for p in folder.glob("kd-*.json") if p != original and "repeat" not in p.name).read_text())
+    assert float(kd["mean"]) == pytest.approx((20.0 + other["metrics"]["sst2"]["accuracy"]) / 2, abs=0.05)
+
+
+def test_dirty_records_are_left_out_unless_allowed_and_the_caption_counts_commits(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    path = next((results / "glue_enc_tiny").glob("kd-*.json"))
+    record = json.loads(path.read_text())
+    record["git_commit"] = {"sha": "f" * 40, "dirty": True}
+    path.write_text(json.dumps(record))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{path}: ran from a tree with uncommitted changes" in err and "allow_dirty=true" in err
+    assert "(n=1)" in next(line for line in out.splitlines() if line.startswith("kd ")) and "Code: 1 commit." in out
+    assert main(["leaderboard", f"results_dir={results}", "allow_dirty=true"]) == 0
+    out = capsys.readouterr().out
+    assert "Code: 2 commits, 1 run from a tree with uncommitted changes (allow_dirty=true)" in out
+    assert main(["leaderboard", f"results_dir={results}", "allow_dirty=maybe"]) == 2
 
 
 def _copy(swept, tmp_path):
