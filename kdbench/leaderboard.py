@@ -1,4 +1,4 @@
-"""Result records → leaderboard groups: mean ± 95% CI over seeds, paired-bootstrap p-values, cost columns.
+"""Result records → leaderboard groups: mean ± 95% CI over seeds, seed-aware comparisons, cost columns.
 
     kdbench leaderboard suite=glue results_dir=results
 
@@ -19,11 +19,13 @@ many. Code versions: the caption says how many commits a group's records come fr
 tree with uncommitted changes (`git_commit.dirty`) are left out, named, unless `allow_dirty=true`; the
 caption then says how many it holds.
 
-p-values: each method against `kd` and against `none`, per task and on the
-average, by paired bootstrap over eval examples (1,000 resamples, the same
-resampled examples for both; every run's predictions enter, averaged over the
-seeds). They need the per-example outputs beside the records, and identical
-eval examples on both sides; otherwise the cell says why there is none.
+Comparisons: each method against `kd` and against `none`, per task and on the average: the difference
+Δ in score points with its 95% interval and two-sided p from a two-level bootstrap (seeds, then eval
+examples within each seed; paired by seed where both methods share seeds; 1,000 resamples), see
+kdbench.stats. Fewer than 3 seeds on a side: Δ only, and the reason. The p-values of one table are one
+family, Holm-adjusted; the table also gives the minimum detectable difference per task (α = 0.05, 80%
+power). They need the per-example outputs beside the records, and identical eval examples on both
+sides; otherwise the cell says why there is none.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import numpy as np
 
 from kdbench.metrics import HIGHER_IS_BETTER
 from kdbench.results import config_hash, load_examples, load_records
-from kdbench.stats import RESAMPLED, base_metric, mean_ci, paired_bootstrap, resample_indices, resampled_scores
+from kdbench.stats import (MDE_FACTOR, RESAMPLED, Comparison, base_metric, compare, holm, mean_ci, prepare,
+                           resample_indices, score, seed_draws, two_level)
 
 REFERENCE_METHODS = ("kd", "none")
 N_RESAMPLES = 1000
@@ -75,7 +78,7 @@ class MethodRow:
     runs: list[dict]
     tasks: dict[str, dict[str, Summary]]  # task -> metric -> summary over runs
     average: Summary | None
-    p_values: dict[str, dict[str, float | str]] = field(default_factory=dict)  # ref -> task|"avg" -> p or reason
+    comparisons: dict[str, dict[str, Comparison | str]] = field(default_factory=dict)  # ref -> task|"avg" -> it, or why none
     student_params: int | None = None
     compression: float | None = None
     train_s: float | None = None
@@ -98,6 +101,7 @@ class Group:
     notes: list[str] = field(default_factory=list)
     trivial: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # baseline -> task -> metrics
     duplicates: int = 0  # repeated runs of one configuration and seed, set aside (the newest counts)
+    mde: dict[str, float] = field(default_factory=dict)  # task|"avg" -> minimum detectable difference (points)
     dirty: int = 0  # records from a tree with uncommitted changes (only with allow_dirty=true)
 
     @property
@@ -169,27 +173,36 @@ def _diagnostics(runs: list[dict]) -> dict[str, Summary]:
     return {k: mean_ci(v) for k, v in sorted(values.items())}
 
 
-class _Resampler:
-    """Per (method, task): scores on shared bootstrap resamples of the eval examples, computed once."""
+class _Comparisons:
+    """Seed-aware comparisons of two methods per task and on the average (kdbench.stats, two-level bootstrap).
+
+    Every run's per-example statistics are prepared once; each run is then scored on the example resample
+    of every seed position (positions: the largest seed count in the group), and those values are shared
+    by every pair of methods: a pair only adds its own seed draws."""
 
     def __init__(self, rows: list[MethodRow], tasks: list[str]):
+        self.rows = {row.method: row for row in rows}
         self.examples = {row.method: [load_examples(r) for r in row.runs] for row in rows}
         self.tasks = tasks
-        self.cache: dict[tuple, np.ndarray | str] = {}
+        self.positions = max(len(row.runs) for row in rows)
+        self.cache: dict[tuple, tuple | str] = {}
+        self.compared: dict[str, list[str]] = {}  # task -> the metrics its comparisons score
 
-    def task_scores(self, method: str, task: str) -> np.ndarray | str:
-        """(N_RESAMPLES,) task scores, or the reason there are none."""
+    def run_values(self, method: str, task: str) -> tuple[np.ndarray, np.ndarray] | str:
+        """(values (runs, positions, B), observed task score per run), or the reason there are none."""
         key = (method, task)
         if key not in self.cache:
             self.cache[key] = self._compute(method, task)
         return self.cache[key]
 
-    def _compute(self, method: str, task: str) -> np.ndarray | str:
+    def _compute(self, method: str, task: str) -> tuple[np.ndarray, np.ndarray] | str:
         per_run = self.examples[method]
         if any(e is None or task not in e for e in per_run):
             return "no per-example outputs"
         splits = per_run[0][task]
-        metric_scores = []
+        values = np.zeros((len(per_run), self.positions, N_RESAMPLES))
+        observed = np.zeros(len(per_run))
+        count = 0
         for split, info in splits.items():
             refs = info["references"]
             if any(e[task].get(split, {}).get("references") != refs for e in per_run):
@@ -197,32 +210,53 @@ class _Resampler:
             missing = [m for m in info["metrics"] if base_metric(m) not in RESAMPLED]
             if missing:
                 return f"no resampling for {', '.join(missing)}"
-            # the same indices for every method: seeded by the task, split and reference hash only
-            seed = int(hashlib.sha256(f"{task}/{split}/{refs!r}".encode()).hexdigest()[:8], 16)
-            idx = resample_indices(len(refs), N_RESAMPLES, seed)
-            runs = [preds for e in per_run for preds in e[task][split]["predictions"].values()]
-            metric_scores += [resampled_scores(m, runs, refs, idx) for m in info["metrics"]]
-        return np.mean(metric_scores, axis=0)
+            # the same example draws for every method: seeded by the task, split, references and position only
+            base = int(hashlib.sha256(f"{task}/{split}/{refs!r}".encode()).hexdigest()[:8], 16)
+            draws = [resample_indices(len(refs), N_RESAMPLES, base + j) for j in range(self.positions)]
+            whole = np.arange(len(refs))[None, :]
+            for m in info["metrics"]:
+                for i, e in enumerate(per_run):
+                    stats = [prepare(m, preds, refs) for preds in e[task][split]["predictions"].values()]
+                    for j, idx in enumerate(draws):
+                        values[i, j] += np.mean([score(m, st, idx) for st in stats], axis=0)
+                    observed[i] += np.mean([score(m, st, whole)[0] for st in stats])
+                count += 1
+        self.compared[task] = sorted({m for info in splits.values() for m in info["metrics"]})
+        return values / count, observed / count
 
-    def p_value(self, method: str, ref: str, task: str) -> float | str:
-        a, b = self.task_scores(method, task), self.task_scores(ref, task)
-        if isinstance(a, str) or isinstance(b, str):
-            return a if isinstance(a, str) else b
-        if not self._same_examples(method, ref, task):
-            return "different eval examples"
-        return paired_bootstrap(a, b)
-
-    def _same_examples(self, a: str, b: str, task: str) -> bool:
+    def same_examples(self, a: str, b: str, task: str) -> bool:
         ea, eb = self.examples[a][0][task], self.examples[b][0][task]
         return {s: i["references"] for s, i in ea.items()} == {s: i["references"] for s, i in eb.items()}
 
-    def p_average(self, method: str, ref: str) -> float | str:
-        scores = []
+    def pair(self, method: str, ref: str, with_average: bool) -> dict[str, Comparison | str]:
+        """task (and "avg") -> the comparison of `method` − `ref`, or the reason there is none."""
+        a_runs, b_runs = self.rows[method].runs, self.rows[ref].runs
+        seed = int(hashlib.sha256(f"{method}/{ref}".encode()).hexdigest()[:8], 16)
+        choice_a, choice_b, paired = seed_draws([r["seed"] for r in a_runs], [r["seed"] for r in b_runs],
+                                                N_RESAMPLES, seed)
+        n = (len(a_runs), len(b_runs))
+        out: dict[str, Comparison | str] = {}
+        stars, observed = [], []
         for task in self.tasks:
-            if isinstance(p := self.p_value(method, ref, task), str):
-                return p
-            scores.append((self.task_scores(method, task), self.task_scores(ref, task)))
-        return paired_bootstrap(np.mean([a for a, _ in scores], axis=0), np.mean([b for _, b in scores], axis=0))
+            a, b = self.run_values(method, task), self.run_values(ref, task)
+            if isinstance(a, str) or isinstance(b, str):
+                out[task] = a if isinstance(a, str) else b
+                continue
+            if not self.same_examples(method, ref, task):
+                out[task] = "different eval examples"
+                continue
+            star = two_level(a[0], choice_a) - two_level(b[0], choice_b)
+            delta = float(a[1].mean() - b[1].mean())
+            out[task] = compare(star, delta, n, paired)
+            stars.append(star)
+            observed.append(delta)
+        if not with_average:
+            out["avg"] = "no average"
+        elif len(stars) < len(self.tasks):
+            out["avg"] = next(v for v in out.values() if isinstance(v, str))
+        else:
+            out["avg"] = compare(np.mean(stars, axis=0), float(np.mean(observed)), n, paired)
+        return out
 
 
 def _trivial(records: list[dict], notes: list[str]) -> dict[str, dict[str, dict[str, float]]]:
@@ -301,18 +335,48 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
-    resampler = _Resampler(rows, tasks)
+    comparisons = _Comparisons(rows, tasks)
     methods = {row.method for row in rows}
     for row in rows:
         for ref in REFERENCE_METHODS:
             if ref == row.method:
                 continue
             if ref not in methods:
-                row.p_values[ref] = {t: f"no {ref} runs" for t in tasks + ["avg"]}
+                row.comparisons[ref] = {t: f"no {ref} runs" for t in tasks + ["avg"]}
                 continue
-            row.p_values[ref] = {t: resampler.p_value(row.method, ref, t) for t in tasks}
-            row.p_values[ref]["avg"] = resampler.p_average(row.method, ref) if row.average else "no average"
-    return Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
+            row.comparisons[ref] = comparisons.pair(row.method, ref, row.average is not None)
+    _adjust(rows)
+    for task, compared in sorted(comparisons.compared.items()):
+        if set(compared) != set(metric_names[task]):
+            notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
+    group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
+    group.mde = _mde(rows, tasks)
+    return group
+
+
+def family(rows: list[MethodRow]) -> list[Comparison]:
+    """The table's comparisons that have a p-value: one Holm family."""
+    return [c for row in rows for per_task in row.comparisons.values() for c in per_task.values()
+            if isinstance(c, Comparison) and c.p is not None]
+
+
+def _adjust(rows: list[MethodRow]) -> None:
+    """Holm–Bonferroni across the table's comparisons (every method against kd and none, per task and average)."""
+    tests = family(rows)
+    for comparison, adjusted in zip(tests, holm([c.p for c in tests])):
+        comparison.p_holm = adjusted
+
+
+def _mde(rows: list[MethodRow], tasks: list[str]) -> dict[str, float]:
+    """task|"avg" -> minimum detectable difference (α = 0.05, 80% power): MDE_FACTOR × the median bootstrap
+    standard error of the table's comparisons on it."""
+    out = {}
+    for task in tasks + ["avg"]:
+        sds = [c.sd for row in rows for per_task in row.comparisons.values()
+               if isinstance(c := per_task.get(task), Comparison) and c.sd is not None]
+        if sds:
+            out[task] = MDE_FACTOR * float(np.median(sds))
+    return out
 
 
 def newest_per_config(records: list[dict]) -> tuple[list[dict], list[dict]]:

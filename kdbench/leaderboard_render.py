@@ -13,7 +13,11 @@ from statistics import mean
 from pathlib import Path
 
 from kdbench.convergence import RULE
-from kdbench.leaderboard import Group, MethodRow, Summary, run_average
+from kdbench.leaderboard import N_RESAMPLES, Group, MethodRow, Summary, family, run_average
+from kdbench.metrics import HIGHER_IS_BETTER
+from kdbench.stats import MIN_SEEDS, Comparison
+
+LOWER_IS_BETTER = sorted(m for m, higher in HIGHER_IS_BETTER.items() if not higher)
 from kdbench.tables import TableSection
 
 DASH = "–"
@@ -28,10 +32,20 @@ def fmt_summary(s: Summary | None, digits: int = 1) -> str:
     return f"{value:.{digits}f} ± {half:.{digits}f}" if half is not None else f"{value:.{digits}f}"
 
 
-def fmt_p(p: float | str | None) -> str:
-    if p is None or isinstance(p, str):
+def fmt_p(p: float | None) -> str:
+    """A p-value as computed: bootstrap p-values are never below 1/(B+1), so none prints as 0 or "<"."""
+    if p is None:
         return DASH
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.4f}"
+
+
+def fmt_comparison(c: Comparison | str | None) -> str:
+    """"+1.2 [+0.3, +2.1] p 0.004, Holm 0.030"; "+1.2 (n<3)" without a test; "–" without a comparison."""
+    if not isinstance(c, Comparison):
+        return DASH
+    if c.p is None:
+        return f"{c.delta:+.2f} (n<{MIN_SEEDS})"
+    return f"{c.delta:+.2f} [{c.low:+.2f}, {c.high:+.2f}] p {fmt_p(c.p)}, Holm {fmt_p(c.p_holm)}"
 
 
 def _cell(summaries: dict[str, Summary] | None) -> tuple[str, float | None]:
@@ -67,15 +81,14 @@ def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[
     return text, value
 
 
-def _p_cell(row: MethodRow, ref: str, tasks: list[str]) -> tuple[str, float | None]:
-    if ref not in row.p_values:
+def _comparison_cell(row: MethodRow, ref: str, tasks: list[str]) -> tuple[str, float | None]:
+    """Every task's (and the average's) comparison with `ref`; sorts by the average's Δ."""
+    per_task = row.comparisons.get(ref, {})
+    if not any(isinstance(c, Comparison) for c in per_task.values()):
         return DASH, None
-    ps = row.p_values[ref]
-    if all(isinstance(p, str) for p in ps.values()):
-        return DASH, None
-    text = ", ".join(f"{t} {fmt_p(ps.get(t))}" for t in tasks + ["avg"])
-    avg = ps.get("avg")
-    return text, avg if isinstance(avg, float) else None
+    parts = [f"{t} {fmt_comparison(c)}" for t in tasks + ["avg"] if isinstance(c := per_task.get(t), Comparison)]
+    avg = per_task.get("avg")
+    return "; ".join(parts), avg.delta if isinstance(avg, Comparison) else None
 
 
 def _params(n: int | None) -> tuple[str, float | None]:
@@ -92,7 +105,7 @@ def _num(value: float | None, spec: str, suffix: str = "") -> tuple[str, float |
 def section(group: Group) -> TableSection:
     diag_keys = sorted({k for row in group.rows for k in row.diagnostics})
     columns = (["method"] + [f"{t} ({'/'.join(group.metric_names[t])})" for t in group.tasks] + ["avg"]
-               + ["p vs kd", "p vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
+               + ["Δ vs kd", "Δ vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
                + diag_keys)
     rows, sort_values = [], []
     teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not m.endswith("_std")})
@@ -110,7 +123,7 @@ def section(group: Group) -> TableSection:
     for row in group.rows:
         cells = [(row.method, None)] + [_marked(_cell(row.tasks.get(t)), row, t) for t in group.tasks]
         cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
-        cells += [_p_cell(row, ref, group.tasks) for ref in ("kd", "none")]
+        cells += [_comparison_cell(row, ref, group.tasks) for ref in ("kd", "none")]
         cells += [_params(row.student_params),
                   _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f"), _num(row.examples_per_s, ".1f"),
                   _num(row.tokens_per_s, ".0f")]
@@ -130,14 +143,30 @@ def section(group: Group) -> TableSection:
         notes.append(f"budget-bound: {bound}")
     reasons: dict[str, set[str]] = {}
     for row in group.rows:
-        for ref, ps in row.p_values.items():
-            for t, p in ps.items():
-                if isinstance(p, str):
-                    reasons.setdefault(p, set()).add(f"{row.method} vs {ref}")
-    notes += [f"no p-value ({reason}) for {', '.join(sorted(pairs))}" for reason, pairs in sorted(reasons.items())]
-    return TableSection(group.title, group.caption + " Cells: mean ± 95% CI half-width over seeds (n runs); p: paired"
-                        " bootstrap over eval examples, two-sided.", columns,
+        for ref, per_task in row.comparisons.items():
+            for c in per_task.values():
+                why = c if isinstance(c, str) else c.reason
+                if why and why != "no average":  # the caption already explains a missing average
+                    reasons.setdefault(why, set()).add(f"{row.method} vs {ref}")
+    notes += [f"no test ({reason}) for {', '.join(sorted(pairs))}" for reason, pairs in sorted(reasons.items())]
+    return TableSection(group.title, group.caption + " " + statistics_caption(group), columns,
                         [[c[0] for c in r] for r in all_rows], [[c[1] for c in r] for r in all_rows], notes)
+
+
+def statistics_caption(group: Group) -> str:
+    """What the cells and comparisons are: the test, B, the Holm family and the minimum detectable difference."""
+    tests = len(family(group.rows))
+    text = ("Cells: mean ± 95% CI half-width over seeds (n runs). Δ vs kd / none: method − reference in the task's"
+            f" score points (lower is better for {', '.join(LOWER_IS_BETTER)}), [95% interval], two-sided p from a"
+            " two-level bootstrap (seeds, then eval examples within each seed; paired by seed where both share"
+            f" seeds; B = {N_RESAMPLES}, so p ≥ 1/{N_RESAMPLES + 1}); no test with fewer than {MIN_SEEDS} seeds.")
+    if tests:
+        text += (f" Holm over this table's {tests} test{'s' if tests != 1 else ''} (every method vs kd and vs none,"
+                 " per task and on the average).")
+    if group.mde:
+        text += (" Minimum detectable difference (α = 0.05, 80% power, from the bootstrap standard errors): "
+                 + ", ".join(f"{t} {v:.2f}" for t, v in group.mde.items()) + ".")
+    return text
 
 
 def markdown(sections: list[TableSection]) -> str:
@@ -164,8 +193,17 @@ def terminal(sections: list[TableSection]) -> str:
 
 CSV_COLUMNS = ["suite", "suite_version", "teacher", "student", "budget", "teacher_budget", "rows", "teacher_outputs",
                "method", "task",
-               "metric", "mean", "ci95_half_width", "n", "p_vs_kd", "p_vs_none", "student_params", "train_s",
-               "train_examples_per_s", "train_tokens_per_s"]
+               "metric", "mean", "ci95_half_width", "n",
+               *(f"{part}_vs_{ref}" for ref in ("kd", "none") for part in ("delta", "delta_low", "delta_high", "p", "p_holm")),
+               "mde", "student_params", "train_s", "train_examples_per_s", "train_tokens_per_s"]
+NO_COMPARISON = ["", "", "", "", ""]
+
+
+def _comparison_cells(c) -> list:
+    """delta, its interval, p and Holm p (task level: the same on every metric row of the task)."""
+    if not isinstance(c, Comparison):
+        return NO_COMPARISON
+    return [c.delta, *("" if v is None else v for v in (c.low, c.high, c.p, c.p_holm))]
 
 
 def _key_cells(g: Group) -> list[str]:
@@ -181,17 +219,19 @@ def to_csv(groups: list[Group]) -> str:
         for t in g.tasks:
             for m, v in g.teacher.get(t, {}).items():
                 if not m.endswith("_std"):
-                    writer.writerow([*_key_cells(g), "teacher", t, m, v, "", 1, "", "", g.teacher_params or "", "", "", ""])
+                    writer.writerow([*_key_cells(g), "teacher", t, m, v, "", 1, *NO_COMPARISON * 2, "",
+                                     g.teacher_params or "", "", "", ""])
         for name, per_task in g.trivial.items():
             for t, metrics in per_task.items():
                 for m, v in metrics.items():
-                    writer.writerow([*_key_cells(g), f"trivial: {name}", t, m, v, "", 1, "", "", "", "", "", ""])
+                    writer.writerow([*_key_cells(g), f"trivial: {name}", t, m, v, "", 1, *NO_COMPARISON * 2, "", "", "",
+                                     "", ""])
         for row in g.rows:
             for t, metrics in row.tasks.items():
-                p = [row.p_values.get(ref, {}).get(t) for ref in ("kd", "none")]
+                compared = [x for ref in ("kd", "none") for x in _comparison_cells(row.comparisons.get(ref, {}).get(t))]
                 for m, (value, half, n) in metrics.items():
                     writer.writerow([*_key_cells(g), row.method, t, m, value, "" if half is None else half, n,
-                                     *("" if isinstance(x, str) or x is None else x for x in p),
+                                     *compared, g.mde.get(t, ""),
                                      row.student_params or "", row.train_s, row.examples_per_s or "",
                                      row.tokens_per_s or ""])
     return out.getvalue()

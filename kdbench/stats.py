@@ -1,4 +1,4 @@
-"""Statistics for leaderboards: confidence intervals over seeds and paired-bootstrap p-values over examples.
+"""Statistics for leaderboards: confidence intervals over seeds, and seed-aware comparisons of two methods.
 
 - `mean_ci(values)`: mean and the half-width of the two-sided 95% Student-t
   interval, mean ± t(0.975, n−1)·s/√n, with s the sample standard deviation.
@@ -9,6 +9,20 @@
   p = min(1, 2·min(P(Δ* ≤ 0), P(Δ* ≥ 0)))  (Koehn 2004's paired bootstrap, read
   as a percentile test of Δ = 0). Identical predictions give Δ* ≡ 0 and p = 1; a
   method better on nearly every resample gives p ≈ 0.
+- Comparisons are seed-aware (`two_level`, `compare`): the unit is a trained student. Each resample
+  draws seeds with replacement, then, for each drawn seed, evaluation examples with replacement, and
+  scores that seed's student on them; a system's resampled score is the mean over its drawn seeds.
+  Where both methods have the same seeds the draws are paired (one seed draw picks both methods' students
+  of that seed, and both are scored on the same examples); otherwise each method's seeds are drawn on
+  their own (the examples of position j are still shared). Δ* = A* − B* per resample; the effect is
+  the observed Δ with the 2.5–97.5 percentile interval of Δ*, and the two-sided p-value is
+  p = min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)), never below 1/(B+1) (with the +1 a
+  bootstrap p-value is a valid test; B appears in every caption). Fewer than `MIN_SEEDS` seeds on either
+  side: no interval and no p, only Δ and the reason.
+- `holm(ps)`: Holm–Bonferroni step-down adjusted p-values of one family (a leaderboard table).
+- `MDE_FACTOR · sd(Δ*)`: the minimum detectable difference at α = 0.05 (two-sided) and 80% power,
+  (z_0.975 + z_0.8)·SE, with SE the bootstrap standard error, which holds both the seed and the example
+  variance.
 - `resampled_scores(metric, runs, references, idx)`: a metric recomputed on every
   row of the index matrix idx (n_resamples × n), averaged over the runs (seeds,
   or decoding seeds) of one system. Corpus metrics stay corpus metrics: BLEU
@@ -19,8 +33,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import stats as scipy_stats
+
+MIN_SEEDS = 3  # fewer seeds in a cell: no interval, no p-value (the table says so)
+ALPHA, POWER = 0.05, 0.8
+MDE_FACTOR = float(scipy_stats.norm.ppf(1 - ALPHA / 2) + scipy_stats.norm.ppf(POWER))  # 2.8016
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float | None, int]:
@@ -41,33 +61,98 @@ def resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
 
 
+def bootstrap_p(delta_star: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of Δ = 0 from B resampled differences, with the +1 correction:
+    min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)); never below 1/(B+1)."""
+    below, above = int(np.sum(delta_star <= 0)), int(np.sum(delta_star >= 0))
+    return float(min(1.0, 2.0 * (min(below, above) + 1) / (len(delta_star) + 1)))
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided paired-bootstrap p-value of Δ = a − b from scores on the same resamples."""
-    delta = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return float(min(1.0, 2.0 * min(np.mean(delta <= 0), np.mean(delta >= 0))))
+    """`bootstrap_p` of Δ* = a − b, two systems' scores on the same resamples."""
+    return bootstrap_p(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
 
 
-# --- metrics on resamples: each maps (predictions, references, idx) -> (n_resamples,) scores on 0–100 ---
+def seed_draws(seeds_a: list, seeds_b: list, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(choice_a (B, n_a), choice_b (B, n_b), paired): which run fills each seed position of each resample.
 
-def _accuracy(p, y, idx):
-    return 100.0 * (p[idx] == y[idx]).mean(axis=1)
+    Paired when both sides hold the same seeds, once each: a draw picks a seed, and both sides use their run
+    of that seed at that position."""
+    rng = np.random.default_rng(seed)
+    if sorted(seeds_a) == sorted(seeds_b) and len(set(seeds_a)) == len(seeds_a):
+        order_b = [seeds_b.index(s) for s in seeds_a]  # b's run index of a's seeds
+        choice_a = rng.integers(0, len(seeds_a), size=(n_resamples, len(seeds_a)))
+        return choice_a, np.asarray(order_b)[choice_a], True
+    return (rng.integers(0, len(seeds_a), size=(n_resamples, len(seeds_a))),
+            rng.integers(0, len(seeds_b), size=(n_resamples, len(seeds_b))), False)
 
 
-def _confusion(p, y, idx):
-    pp, yy = p[idx] == 1, y[idx] == 1
-    tp, fp = (pp & yy).sum(1).astype(float), (pp & ~yy).sum(1).astype(float)
-    fn, tn = (~pp & yy).sum(1).astype(float), (~pp & ~yy).sum(1).astype(float)
-    return tp, fp, fn, tn
+def two_level(values: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """A system's resampled scores (B,): values (runs, positions, B) holds each run's score on each seed
+    position's example resample; choice (B, n) the run drawn at position j < n of each resample."""
+    b = np.arange(choice.shape[0])[:, None]
+    return values[choice, np.arange(choice.shape[1])[None, :], b].mean(axis=1)
 
 
-def _f1(p, y, idx):
-    tp, fp, fn, _ = _confusion(p, y, idx)
+@dataclass
+class Comparison:
+    """Method A − reference B on one task (or the average), in score points."""
+
+    delta: float  # observed: mean over A's seeds − mean over B's seeds
+    n: tuple[int, int]  # seeds on each side
+    low: float | None = None  # 95% percentile interval of Δ*
+    high: float | None = None
+    p: float | None = None  # two-sided bootstrap p (≥ 1/(B+1))
+    sd: float | None = None  # bootstrap standard error of Δ
+    paired: bool = False
+    reason: str | None = None  # why there is no interval and p (too few seeds)
+    p_holm: float | None = None  # Holm-adjusted over the table's family
+
+
+def compare(delta_star: np.ndarray, observed: float, n: tuple[int, int], paired: bool) -> Comparison:
+    """The effect, its interval and p from the resampled differences; only Δ when a side has < MIN_SEEDS."""
+    if min(n) < MIN_SEEDS:
+        return Comparison(observed, n, paired=paired, reason=f"fewer than {MIN_SEEDS} seeds (n={n[0]} vs {n[1]})")
+    low, high = np.percentile(delta_star, [2.5, 97.5])
+    return Comparison(observed, n, float(low), float(high), bootstrap_p(delta_star), float(np.std(delta_star, ddof=1)),
+                      paired)
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order: the i-th smallest (1-based) becomes
+    max over j ≤ i of min(1, (m − j + 1)·p_(j))."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    out, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
+# --- metrics on resamples, in two stages: `prepare` turns one run's predictions into per-example statistics
+# once; `score` recomputes the corpus metric from those rows of them that each resample draws (0–100) ---
+
+def _prep_accuracy(p, y):
+    return (np.asarray(p) == np.asarray(y)).astype(float)
+
+
+def _score_mean(stats, idx):
+    return 100.0 * stats[idx].mean(axis=1)
+
+
+def _prep_confusion(p, y):
+    pp, yy = np.asarray(p) == 1, np.asarray(y) == 1
+    return np.stack([pp & yy, pp & ~yy, ~pp & yy, ~pp & ~yy], axis=1).astype(float)  # tp, fp, fn, tn
+
+
+def _score_f1(stats, idx):
+    tp, fp, fn, _ = stats[idx].sum(axis=1).T
     denom = 2 * tp + fp + fn
     return 100.0 * np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
-def _mcc(p, y, idx):
-    tp, fp, fn, tn = _confusion(p, y, idx)
+def _score_mcc(stats, idx):
+    tp, fp, fn, tn = stats[idx].sum(axis=1).T
     denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return 100.0 * np.divide(tp * tn - fp * fn, denom, out=np.zeros_like(tp), where=denom > 0)
 
@@ -79,15 +164,19 @@ def _pearson_rows(a, b):
     return 100.0 * np.divide((a * b).sum(1), denom, out=np.zeros(len(a)), where=denom > 0)
 
 
-def _pearson(p, y, idx):
-    return _pearson_rows(p[idx].astype(float), y[idx].astype(float))
+def _prep_pair(p, y):
+    return np.stack([np.asarray(p, dtype=float), np.asarray(y, dtype=float)], axis=1)
 
 
-def _spearman(p, y, idx):
-    return _pearson_rows(scipy_stats.rankdata(p[idx], axis=1), scipy_stats.rankdata(y[idx], axis=1))
+def _score_pearson(stats, idx):
+    return _pearson_rows(stats[idx, 0], stats[idx, 1])
 
 
-def _bleu_stats(predictions, references) -> np.ndarray:
+def _score_spearman(stats, idx):
+    return _pearson_rows(scipy_stats.rankdata(stats[idx, 0], axis=1), scipy_stats.rankdata(stats[idx, 1], axis=1))
+
+
+def _prep_bleu(predictions, references) -> np.ndarray:
     """(n, 10) sacrebleu sentence statistics (one reference each, as `metrics.bleu`):
     sys_len, ref_len, matches 1–4, totals 1–4."""
     import sacrebleu
@@ -101,37 +190,43 @@ def _bleu_stats(predictions, references) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
-def _bleu(p, y, idx):
+def _score_bleu(stats, idx):
     from sacrebleu.metrics.bleu import BLEU
 
-    summed = _bleu_stats(p, y)[idx].sum(axis=1)  # (B, 10): corpus statistics of each resample
+    summed = stats[idx].sum(axis=1)  # (B, 10): corpus statistics of each resample
     # sacrebleu's corpus BLEU smooths with "exp"; compute_bleu's own default is no smoothing
     return np.array([BLEU.compute_bleu(r[2:6].tolist(), r[6:10].tolist(), int(r[0]), int(r[1]), smooth_method="exp").score for r in summed])
 
 
-def _cer(p, y, idx):
+def _prep_cer(predictions, references):
     import jiwer
 
-    counts = np.array([
+    return np.array([
         (o.substitutions + o.deletions + o.insertions, o.substitutions + o.deletions + o.hits)
-        for o in (jiwer.process_characters(ref, pred) for pred, ref in zip(p, y))
+        for o in (jiwer.process_characters(ref, pred) for pred, ref in zip(predictions, references))
     ], dtype=float)
-    edits, chars = counts[idx, 0].sum(1), counts[idx, 1].sum(1)
+
+
+def _score_cer(stats, idx):
+    edits, chars = stats[idx, 0].sum(1), stats[idx, 1].sum(1)
     return 100.0 * edits / np.maximum(chars, 1.0)
 
 
-def _rouge(key):
-    def fn(p, y, idx):
+def _prep_rouge(key):
+    def fn(predictions, references):
         from kdbench.metrics import rouge
 
-        per_example = np.array([rouge([pred], [ref])[key] for pred, ref in zip(p, y)])
-        return per_example[idx].mean(axis=1)
+        return np.array([rouge([pred], [ref])[key] for pred, ref in zip(predictions, references)]) / 100.0
     return fn
 
 
+# base metric -> (prepare(predictions, references) -> per-example statistics, score(statistics, idx) -> (B,))
 RESAMPLED = {
-    "accuracy": _accuracy, "f1": _f1, "mcc": _mcc, "pearson": _pearson, "spearman": _spearman,
-    "bleu": _bleu, "cer": _cer, "rouge1": _rouge("rouge1"), "rouge2": _rouge("rouge2"), "rougeL": _rouge("rougeL"),
+    "accuracy": (_prep_accuracy, _score_mean), "f1": (_prep_confusion, _score_f1),
+    "mcc": (_prep_confusion, _score_mcc), "pearson": (_prep_pair, _score_pearson),
+    "spearman": (_prep_pair, _score_spearman), "bleu": (_prep_bleu, _score_bleu), "cer": (_prep_cer, _score_cer),
+    "rouge1": (_prep_rouge("rouge1"), _score_mean), "rouge2": (_prep_rouge("rouge2"), _score_mean),
+    "rougeL": (_prep_rouge("rougeL"), _score_mean),
 }
 
 
@@ -140,11 +235,16 @@ def base_metric(name: str) -> str:
     return name if name in RESAMPLED else name.rsplit("_", 1)[0]
 
 
+def prepare(metric: str, predictions: list, references: list) -> np.ndarray:
+    """One run's per-example statistics for `metric` (computed once, then scored on every resample)."""
+    return RESAMPLED[base_metric(metric)][0](predictions, references)
+
+
+def score(metric: str, stats: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`metric` (0–100) recomputed on each row of the index matrix idx (n_resamples × n); (n_resamples,)."""
+    return RESAMPLED[base_metric(metric)][1](stats, idx)
+
+
 def resampled_scores(metric: str, runs: list[list], references: list, idx: np.ndarray) -> np.ndarray:
     """`metric` on each resample, averaged over the system's runs; (n_resamples,)."""
-    fn = RESAMPLED[base_metric(metric)]
-    numeric = base_metric(metric) not in ("bleu", "cer", "rouge1", "rouge2", "rougeL")
-    y = np.asarray(references) if numeric else references
-    out = [fn(np.asarray(run) if numeric else run, y, idx) for run in runs]
-    return np.mean(out, axis=0)
-
+    return np.mean([score(metric, prepare(metric, run, references), idx) for run in runs], axis=0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from kdbench import metrics
-from kdbench.stats import mean_ci, paired_bootstrap, resample_indices, resampled_scores
+from kdbench.stats import (MDE_FACTOR, bootstrap_p, compare, holm, mean_ci, paired_bootstrap, resample_indices,
+                           resampled_scores, seed_draws, two_level)
 
 
 def test_mean_ci_on_a_known_sample():
@@ -58,8 +59,39 @@ def test_small_difference_is_not_significant():
 
 
 def test_p_value_by_hand():
-    # Δ* = (+1, +1, +1, -1): P(Δ ≤ 0) = 1/4, P(Δ ≥ 0) = 3/4 → p = 2 · 1/4 = 0.5
-    assert paired_bootstrap(np.array([2.0, 2, 2, 0]), np.array([1.0, 1, 1, 1])) == 0.5
+    # Δ* = (+1, +1, +1, -1): #{Δ ≤ 0} = 1, #{Δ ≥ 0} = 3 → p = 2 · (1 + 1) / (4 + 1) = 0.8
+    assert paired_bootstrap(np.array([2.0, 2, 2, 0]), np.array([1.0, 1, 1, 1])) == pytest.approx(0.8)
+    # no resample on the other side: the smallest p is 2/(B+1), never 0
+    assert bootstrap_p(np.ones(999)) == pytest.approx(2 / 1000)
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04, 0.30 (m = 4): 4·0.01 = 0.04, 3·0.02 = 0.06, 2·0.04 = 0.08, 1·0.30 = 0.30
+    assert holm([0.04, 0.30, 0.01, 0.02]) == pytest.approx([0.08, 0.30, 0.04, 0.06])
+    # step-down monotonicity: a larger raw p never gets a smaller adjusted p
+    assert holm([0.010, 0.011, 0.5]) == pytest.approx([0.03, 0.03, 0.5])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2·0.8 capped at 1; 0.9 cannot fall below it
+
+
+def test_seed_draws_pair_by_seed_and_two_level_picks_the_drawn_runs():
+    choice_a, choice_b, paired = seed_draws([0, 1, 2], [2, 0, 1], 50, seed=0)
+    assert paired and choice_a.shape == (50, 3)
+    assert all([0, 1, 2][i] == [2, 0, 1][j] for i, j in zip(choice_a.ravel(), choice_b.ravel()))  # same seed
+    assert not seed_draws([0, 1, 2], [0, 1, 3], 5, seed=0)[2]
+    # values (runs, positions, B): run r at position j scores 10·r + j on every resample
+    values = np.array([[[10.0 * r + j] * 2 for j in range(2)] for r in range(3)])
+    choice = np.array([[0, 2], [1, 1]])  # resample 0: run 0 at j=0, run 2 at j=1; resample 1: run 1 twice
+    assert two_level(values, choice).tolist() == [(0 + 21) / 2, (10 + 11) / 2]
+
+
+def test_compare_refuses_fewer_than_three_seeds_and_reports_the_effect():
+    delta_star = np.random.default_rng(0).normal(1.0, 0.5, 1000)
+    few = compare(delta_star, 1.0, (2, 3), True)
+    assert few.p is None and few.low is None and "fewer than 3 seeds (n=2 vs 3)" in few.reason and few.delta == 1.0
+    out = compare(delta_star, 1.0, (3, 3), True)
+    assert out.low < 1.0 < out.high and out.high - out.low == pytest.approx(2 * 1.96 * 0.5, rel=0.1)
+    assert out.p == pytest.approx(2 * (np.sum(delta_star <= 0) + 1) / 1001) and out.sd == pytest.approx(0.5, rel=0.1)
+    assert MDE_FACTOR == pytest.approx(1.959964 + 0.841621, abs=1e-5)
 
 
 IDENTITY = np.arange(6)[None, :]

@@ -56,13 +56,15 @@ def test_leaderboard_writes_every_format(swept, capsys, tmp_path):
     (results / "glue_enc_tiny" / "broken.json").write_text("{not json")
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out, err = capsys.readouterr()
-    assert "teacher" in out and "(n=2)" in out and "p vs kd" in out
+    assert "teacher" in out and "(n=2)" in out and "Δ vs kd" in out and "(n<3)" in out
     assert "broken.json: unreadable" in err
     md = (results / "leaderboard_all.md").read_text()
     assert "| rlkd |" in md and " ± " in md and "left out:" in md
     rows = list(csv.DictReader((results / "leaderboard_all.csv").open()))
     kd = [r for r in rows if r["method"] == "kd" and r["metric"] == "accuracy"]
-    assert len(kd) == 1 and kd[0]["n"] == "2" and kd[0]["p_vs_none"] != ""
+    # two seeds: the difference is shown, but no interval and no p-value
+    assert len(kd) == 1 and kd[0]["n"] == "2" and kd[0]["delta_vs_none"] != "" and kd[0]["p_vs_none"] == ""
+    assert "no test (fewer than 3 seeds (n=2 vs 2))" in md
     html = (results / "leaderboard_all.html").read_text()
     assert "<table" in html and "http" not in html.replace("http-equiv", "")
     for name in ("leaderboard_all_pareto_0.png", "leaderboard_all_tasks_0.png", "leaderboard_all_curves_0.png"):
@@ -110,6 +112,59 @@ def test_leaderboard_never_mixes_suite_versions(swept, capsys, tmp_path):
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out = capsys.readouterr().out
     assert "glue_enc_tiny v1:" in out and "glue_enc_tiny v2:" in out
+
+
+def _third_seed(results, predictions_of):
+    """Give every method a seed-2 run (a copy of its seed-1 run) and set each run's eval predictions."""
+    folder = results / "glue_enc_tiny"
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if record["seed"] == 1:
+            copy = dict(record, seed=2, run_id=record["run_id"] + "-s2", examples_file=f"examples/{path.stem}-s2.json",
+                        config=dict(record["config"], seed=2), created_at=record["created_at"].replace("2026", "2027"))
+            shutil.copy(folder / record["examples_file"], folder / copy["examples_file"])
+            (folder / f"{path.stem}-s2.json").write_text(json.dumps(copy))
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        examples_path = folder / record["examples_file"]
+        examples = json.loads(examples_path.read_text())
+        split = examples["sst2"]["dev"]
+        split["predictions"] = {"model": predictions_of(record["method"], record["seed"], split["references"])}
+        examples_path.write_text(json.dumps(examples))
+
+
+def test_comparisons_are_seed_aware_paired_and_holm_adjusted(swept, capsys, tmp_path):
+    from kdbench.leaderboard import collect
+    from kdbench.stats import Comparison
+
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+
+    def predictions_of(method, seed, refs):  # kd right on every example; none wrong on a seed-dependent share
+        wrong = {"kd": 0, "none": 20 + 10 * seed, "rlkd": 22 + 10 * seed}[method]
+        return [1 - y if i < wrong else y for i, y in enumerate(refs)]
+
+    _third_seed(results, predictions_of)
+    (group,), _ = collect(results, "glue_enc_tiny")
+    rows = {row.method: row for row in group.rows}
+    n = len(json.loads(next((results / "glue_enc_tiny" / "examples").glob("*.json")).read_text())["sst2"]["dev"]["references"])
+    kd_vs_none = rows["kd"].comparisons["none"]["sst2"]
+    assert isinstance(kd_vs_none, Comparison) and kd_vs_none.paired and kd_vs_none.n == (3, 3)
+    assert kd_vs_none.delta == pytest.approx(100.0 * 30 / n)  # none is wrong on 20, 30, 40 examples: 30 on average
+    assert kd_vs_none.low > 0 and kd_vs_none.p == pytest.approx(2 / 1001)  # never below 1/(B+1)
+    assert kd_vs_none.p_holm >= kd_vs_none.p and kd_vs_none.sd > 0
+    # rlkd vs none: 2 more wrong examples at every seed: a small, consistent difference
+    small = rows["rlkd"].comparisons["none"]["sst2"]
+    assert small.delta == pytest.approx(-100.0 * 2 / n) and small.high < 0.5 and small.low < small.delta < small.high
+    tests = [c for row in group.rows for cs in row.comparisons.values() for c in cs.values()
+             if isinstance(c, Comparison) and c.p is not None]
+    assert len(tests) == 8  # (none, rlkd) vs kd, (kd, rlkd) vs none; sst2 and the average each
+    assert max(c.p_holm for c in tests) <= 1.0 and all(c.p_holm >= c.p for c in tests)
+    assert set(group.mde) == {"sst2", "avg"} and group.mde["sst2"] > 0
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "Holm over this table's 8 tests" in out and "Minimum detectable difference" in out and "p ≥ 1/1001" in out
+    assert "p 0.002, Holm" in out
 
 
 def test_each_student_counts_once_and_the_caption_says_so(swept, capsys, tmp_path):
