@@ -1,9 +1,11 @@
-"""The `kdbench` command: `run`, `sweep`, `ls`, `leaderboard` and `check`, configured with `key=value` overrides.
+"""The `kdbench` command: `run`, `sweep`, `calibrate`, `ls`, `leaderboard`, `study` and `check`, configured with
+`key=value` overrides.
 
     kdbench run suite=glue method=rlkd tasks=[sst2,rte] train.max_steps=200 method.k=2
     kdbench sweep suite=glue methods=[none,kd,rlkd,fakd] seeds=[0,1,2]
     kdbench ls
     kdbench leaderboard suite=glue
+    kdbench study file=studies/published_effects.toml
     kdbench check results_dir=results baselines_dir=baselines
 
 Errors the user can fix print one line and exit 2; nothing loads before the
@@ -27,7 +29,9 @@ commands:
   sweep         the grid methods=[...] x seeds=[...] of runs (skips cells already recorded)
   calibrate     choose a suite's student (and teacher) budget from validation curves of method=none
   ls            list methods, suites, tasks and model presets
-  leaderboard   methods x tasks with 95% CIs, p-values and costs: terminal, Markdown, CSV, HTML, PNG
+  leaderboard   methods x tasks with 95% CIs, seed-aware differences (Holm-adjusted p) and costs: terminal,
+                Markdown, CSV, HTML, PNG
+  study         published claims (a study TOML) measured on the sweeps, with computed verdicts: STUDY.md
   check         the regression gate: newest results against baselines/ (exit 1 on a regression)
 
 suites: glue (GLUE dev sets, encoder classifiers), perplexity (WikiText-2, causal LMs),
@@ -50,11 +54,13 @@ run keys (defaults from suites/<suite>.toml, then the code):
 
 sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
 calibrate keys: lrs=[1e-4,3e-4] steps=N teacher_steps=N teacher_lrs=[...] points=20 and any run key
-leaderboard keys: suite=glue results_dir=results
+leaderboard keys: suite=glue results_dir=results allow_dirty=false
+study keys: file=studies/published_effects.toml results_dir=results out=STUDY.md run=false allow_dirty=false
+  (run=true first runs each claim's sweep; data_dir= and cache_dir= reach it)
 check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05
 """
 
-COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "check")
+COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check")
 
 
 def _launch_note() -> None:
@@ -205,6 +211,14 @@ def _cmd_check(args: list[str]) -> int:
     return 1 if problems or any(r["status"] == "REGRESSED" for r in rows) else 0
 
 
+def _cmd_study(args: list[str]) -> int:
+    from kdbench.config import parse_overrides
+    from kdbench.study import study
+
+    study(parse_overrides(args))
+    return 0
+
+
 def _cmd_calibrate(args: list[str]) -> int:
     from kdbench.calibrate import calibrate
     from kdbench.config import parse_overrides
@@ -223,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "calibrate": _cmd_calibrate, "ls": _cmd_ls,
-                "leaderboard": _cmd_leaderboard, "check": _cmd_check}
+                "leaderboard": _cmd_leaderboard, "study": _cmd_study, "check": _cmd_check}
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")
-        if command in ("run", "sweep", "calibrate"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
+        if command in ("run", "sweep", "calibrate", "study"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
             with handle_stop_signals():
                 return handlers[command](args)
         return handlers[command](args)

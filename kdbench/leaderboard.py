@@ -188,15 +188,22 @@ class _Comparisons:
         self.cache: dict[tuple, tuple | str] = {}
         self.compared: dict[str, list[str]] = {}  # task -> the metrics its comparisons score
 
-    def run_values(self, method: str, task: str) -> tuple[np.ndarray, np.ndarray] | str:
-        """(values (runs, positions, B), observed task score per run), or the reason there are none."""
-        key = (method, task)
+    def run_values(self, method: str, task: str, metric: str | None = None) -> tuple[np.ndarray, np.ndarray, bool] | str:
+        """(values (runs, positions, B), observed score per run, whether they come from the per-example
+        outputs), or the reason there are none. The score is
+        the task score (the mean of its resampled metrics), or one `metric`: resampled from the per-example
+        outputs where they hold it, else a run-level value (a diagnostic, perplexity), which only the seed
+        draw resamples."""
+        key = (method, task, metric)
         if key not in self.cache:
-            self.cache[key] = self._compute(method, task)
+            self.cache[key] = self._compute(method, task, metric)
         return self.cache[key]
 
-    def _compute(self, method: str, task: str) -> tuple[np.ndarray, np.ndarray] | str:
+    def _compute(self, method: str, task: str, metric: str | None) -> tuple[np.ndarray, np.ndarray, bool] | str:
         per_run = self.examples[method]
+        held = {m for e in per_run if e and task in e for info in e[task].values() for m in info["metrics"]}
+        if metric is not None and metric not in held:
+            return self._run_level(method, task, metric)
         if any(e is None or task not in e for e in per_run):
             return "no per-example outputs"
         splits = per_run[0][task]
@@ -207,29 +214,44 @@ class _Comparisons:
             refs = info["references"]
             if any(e[task].get(split, {}).get("references") != refs for e in per_run):
                 return "runs differ in eval examples"
-            missing = [m for m in info["metrics"] if base_metric(m) not in RESAMPLED]
+            chosen = [m for m in info["metrics"] if metric is None or m == metric]
+            missing = [m for m in chosen if base_metric(m) not in RESAMPLED]
             if missing:
                 return f"no resampling for {', '.join(missing)}"
             # the same example draws for every method: seeded by the task, split, references and position only
             base = int(hashlib.sha256(f"{task}/{split}/{refs!r}".encode()).hexdigest()[:8], 16)
             draws = [resample_indices(len(refs), N_RESAMPLES, base + j) for j in range(self.positions)]
             whole = np.arange(len(refs))[None, :]
-            for m in info["metrics"]:
+            for m in chosen:
                 for i, e in enumerate(per_run):
                     stats = [prepare(m, preds, refs) for preds in e[task][split]["predictions"].values()]
                     for j, idx in enumerate(draws):
                         values[i, j] += np.mean([score(m, st, idx) for st in stats], axis=0)
                     observed[i] += np.mean([score(m, st, whole)[0] for st in stats])
                 count += 1
-        self.compared[task] = sorted({m for info in splits.values() for m in info["metrics"]})
-        return values / count, observed / count
+        if metric is None:
+            self.compared[task] = sorted({m for info in splits.values() for m in info["metrics"]})
+        return values / count, observed / count, True
+
+    def _run_level(self, method: str, task: str, metric: str) -> tuple[np.ndarray, np.ndarray, bool] | str:
+        """A metric the per-example outputs do not hold: each run's value from its record (metrics, then
+        diagnostics), constant over example draws."""
+        observed = []
+        for r in self.rows[method].runs:
+            value = r["metrics"].get(task, {}).get(metric, r.get("diagnostics", {}).get(task, {}).get(metric))
+            if not isinstance(value, (int, float)):
+                return f"no {metric} for {task} in {r['run_id']}"
+            observed.append(float(value))
+        observed = np.asarray(observed)
+        return np.broadcast_to(observed[:, None, None], (len(observed), self.positions, N_RESAMPLES)), observed, False
 
     def same_examples(self, a: str, b: str, task: str) -> bool:
         ea, eb = self.examples[a][0][task], self.examples[b][0][task]
         return {s: i["references"] for s, i in ea.items()} == {s: i["references"] for s, i in eb.items()}
 
-    def pair(self, method: str, ref: str, with_average: bool) -> dict[str, Comparison | str]:
-        """task (and "avg") -> the comparison of `method` − `ref`, or the reason there is none."""
+    def pair(self, method: str, ref: str, with_average: bool, metric: str | None = None) -> dict[str, Comparison | str]:
+        """task (and "avg") -> the comparison of `method` − `ref` on the task score (or on `metric`), or the
+        reason there is none."""
         a_runs, b_runs = self.rows[method].runs, self.rows[ref].runs
         seed = int(hashlib.sha256(f"{method}/{ref}".encode()).hexdigest()[:8], 16)
         choice_a, choice_b, paired = seed_draws([r["seed"] for r in a_runs], [r["seed"] for r in b_runs],
@@ -238,11 +260,11 @@ class _Comparisons:
         out: dict[str, Comparison | str] = {}
         stars, observed = [], []
         for task in self.tasks:
-            a, b = self.run_values(method, task), self.run_values(ref, task)
+            a, b = self.run_values(method, task, metric), self.run_values(ref, task, metric)
             if isinstance(a, str) or isinstance(b, str):
                 out[task] = a if isinstance(a, str) else b
                 continue
-            if not self.same_examples(method, ref, task):
+            if a[2] and b[2] and not self.same_examples(method, ref, task):
                 out[task] = "different eval examples"
                 continue
             star = two_level(a[0], choice_a) - two_level(b[0], choice_b)

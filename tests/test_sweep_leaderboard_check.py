@@ -167,6 +167,58 @@ def test_comparisons_are_seed_aware_paired_and_holm_adjusted(swept, capsys, tmp_
     assert "p 0.002, Holm" in out
 
 
+STUDY = """seeds = [0, 1, 2]
+
+[[claim]]
+id = "kd-beats-none"
+source = "hand-made"
+statement = "kd is right more often than none"
+suite = "glue_enc_tiny"
+task = "sst2"
+metric = "accuracy"
+method = "kd"
+reference = "none"
+direction = "higher"
+
+[[claim]]
+id = "rlkd-equals-none"
+source = "hand-made"
+statement = "rlkd is as good as none"
+suite = "glue_enc_tiny"
+task = "avg"
+metric = "score"
+method = "rlkd"
+reference = "none"
+direction = "equal"
+margin = 0.05
+"""
+
+
+def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versions(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    _third_seed(results, lambda method, seed, refs: [1 - y if i < {"kd": 0, "none": 30, "rlkd": 30}[method] else y
+                                                    for i, y in enumerate(refs)])
+    study_file, out = tmp_path / "study.toml", tmp_path / "STUDY.md"
+    study_file.write_text(STUDY)
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={out}"]) == 0
+    text = out.read_text()
+    assert "| kd-beats-none | glue_enc_tiny / sst2 / accuracy: kd vs none (higher) | 3 / 3 |" in text
+    assert "**supported**" in text.split("kd-beats-none")[1].split("\n")[0]
+    assert "**supported**" in text.split("| rlkd-equals-none")[1].split("\n")[0]  # the same predictions: Δ ≡ 0
+    assert "Cost: the 9 runs behind these verdicts" in text
+    capsys.readouterr()
+    path = next((results / "glue_enc_tiny").glob("kd-*.json"))  # one kd record from another suite version
+    record = json.loads(path.read_text())
+    record["suite_version"] = "0"
+    path.write_text(json.dumps(record))
+    out.unlink()
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{study_file}:3: claim 'kd-beats-none'" in err and "span suite versions ['0', '1']" in err
+    assert not out.exists()
+
+
 def test_each_student_counts_once_and_the_caption_says_so(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
