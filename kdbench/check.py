@@ -22,6 +22,10 @@ tol is reported as "improved" and passes (re-record the baseline to lock it in).
 
 Nothing passes silently: a group without a baseline file, a baseline whose
 method or metric has no current result, or an unreadable baseline fails the check.
+
+Verdicts (`study=studies/ci.toml`): the gate also measures a CI-sized study (kdbench.study) on the same
+results and fails when any claim's verdict differs from the one committed in
+baselines/study-<study name>.json (`record=true` writes it), or when that file is missing.
 """
 
 from __future__ import annotations
@@ -113,6 +117,41 @@ def record_baselines(results_dir: Path, baselines_dir: Path, suite: str | None =
                                             "methods": methods}, indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
+
+
+def verdict_file(baselines_dir: Path, study_file: Path) -> Path:
+    return baselines_dir / f"study-{study_file.stem}.json"
+
+
+def study_verdicts(study_file: Path, results_dir: Path) -> dict[str, str]:
+    """claim id -> its verdict measured on results_dir."""
+    from kdbench.study import measure
+
+    return {o.claim.id: o.verdict for o in measure(study_file, results_dir)}
+
+
+def record_verdicts(study_file: Path, results_dir: Path, baselines_dir: Path) -> Path:
+    path = verdict_file(baselines_dir, study_file)
+    atomic_write_text(path, json.dumps({"study": str(study_file), "verdicts": study_verdicts(study_file, results_dir)},
+                                       indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def check_verdicts(study_file: Path, results_dir: Path, baselines_dir: Path) -> tuple[list[str], list[str]]:
+    """(report lines, problems): every claim's committed verdict against the one measured now."""
+    path = verdict_file(baselines_dir, study_file)
+    try:
+        committed = json.loads(path.read_text(encoding="utf-8"))["verdicts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], [f"no readable verdict baseline {path}; record one with `kdbench check record=true study={study_file}`"]
+    now = study_verdicts(study_file, results_dir)
+    lines, problems = [], []
+    for claim in sorted(set(committed) | set(now)):
+        before, after = committed.get(claim, "absent"), now.get(claim, "absent")
+        lines.append(f"verdict {claim}: {after}" + ("" if before == after else f" (committed: {before}) FLIPPED"))
+        if before != after:
+            problems.append(f"the verdict of {claim} flipped: committed {before!r}, measured {after!r}")
+    return lines, problems
 
 
 def on_percent_scale(metric: str) -> bool:

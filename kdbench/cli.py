@@ -58,6 +58,7 @@ leaderboard keys: suite=glue results_dir=results allow_dirty=false
 study keys: file=studies/published_effects.toml results_dir=results out=STUDY.md run=false allow_dirty=false
   (run=true first runs each claim's sweep; data_dir= and cache_dir= reach it)
 check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05
+  study=studies/ci.toml (also fail when a claim's verdict differs from baselines/study-ci.json)
 """
 
 COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check")
@@ -188,23 +189,34 @@ def _cmd_leaderboard(args: list[str]) -> int:
 
 
 def _cmd_check(args: list[str]) -> int:
-    from kdbench.check import check, record_baselines, report
+    from kdbench.check import check, check_verdicts, record_baselines, record_verdicts, report
     from kdbench.config import check_name, convert, parse_overrides
+    from kdbench.study import load_study
 
     values = parse_overrides(args)
-    _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor"), "check")
+    _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor", "study"), "check")
     results_dir = _results_dir(values)
     baselines_dir = Path(values.get("baselines_dir", "baselines"))
     suite = values.get("suite")
     if suite is not None:
         check_name("suite", suite)
+    study_file = Path(values["study"]) if "study" in values else None
+    if study_file is not None:
+        load_study(study_file)  # a bad study file is a usage error, before anything is compared
     if convert("record", values.get("record", "false"), bool):
         for path in record_baselines(results_dir, baselines_dir, suite):
             print(f"baseline written: {path}")
+        if study_file is not None:
+            print(f"verdicts written: {record_verdicts(study_file, results_dir, baselines_dir)}")
         return 0
     skipped: list[str] = []
     rows, problems = check(results_dir, baselines_dir, suite, floor=convert("floor", values.get("floor", "1.0"), float),
                            rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float), skipped=skipped)
+    if study_file is not None:
+        lines, flipped = check_verdicts(study_file, results_dir, baselines_dir)
+        problems += flipped
+        for line in lines:
+            print(line)
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
     print(report(rows, problems))

@@ -219,6 +219,30 @@ def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versio
     assert not out.exists()
 
 
+def test_check_fails_when_a_committed_verdict_flips(swept, capsys, tmp_path):
+    results, baselines = tmp_path / "r", tmp_path / "baselines"
+    shutil.copytree(swept[0], results)
+    _third_seed(results, lambda method, seed, refs: [1 - y if i < {"kd": 0, "none": 30, "rlkd": 30}[method] else y
+                                                    for i, y in enumerate(refs)])
+    study_file = tmp_path / "ci.toml"
+    study_file.write_text(STUDY)
+    args = [f"results_dir={results}", f"baselines_dir={baselines}", f"study={study_file}"]
+    assert main(["check", *args, "record=true"]) == 0
+    assert json.loads((baselines / "study-ci.json").read_text())["verdicts"] == {
+        "kd-beats-none": "supported", "rlkd-equals-none": "supported"}
+    capsys.readouterr()
+    assert main(["check", *args]) == 0
+    assert "verdict kd-beats-none: supported" in capsys.readouterr().out
+    _third_seed(results, lambda method, seed, refs: [1 - y if i < {"kd": 40, "none": 30, "rlkd": 30}[method] else y
+                                                    for i, y in enumerate(refs)])  # kd now worse than none
+    assert main(["check", *args, "floor=100"]) == 1  # metric tolerances wide open: only the verdict fails
+    out = capsys.readouterr().out
+    assert "FAIL: the verdict of kd-beats-none flipped: committed 'supported', measured 'contradicted'" in out
+    (baselines / "study-ci.json").unlink()
+    assert main(["check", *args, "floor=100"]) == 1
+    assert "no readable verdict baseline" in capsys.readouterr().out
+
+
 def test_each_student_counts_once_and_the_caption_says_so(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
