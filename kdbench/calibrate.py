@@ -9,8 +9,11 @@ the dev/test split the leaderboard reports):
    each of `teacher_lrs`, with 20 validation points, and keep the learning rate with the best validation
    result. When that curve passes the convergence rule (kdbench.convergence: it stopped improving over
    its last 20%), the teacher's budget is `teacher_steps` itself: that teacher is already trained and
-   cached, and the sweep reuses it. Otherwise the output says to raise `teacher_steps`. The first step on
-   the plateau (below) is reported too.
+   cached, and the sweep reuses it. Where the task has a score, a teacher whose validation *score* stopped
+   improving (gain < 1 point over its last 20%) is accepted too, as `score_stopped`, even while its
+   validation loss still falls: the teacher is trained "until its validation score stops improving"
+   (issue "Students that learn"); the summary keeps the loss drop beside it. Otherwise the output says
+   to raise `teacher_steps`. The first step on the plateau (below) is reported too.
 2. Student: train `method=none` for `steps` at each learning rate in `lrs` (seed `seed`), 20 validation
    points each. The learning rate is the one with the best validation result. As for the teacher, when
    that curve passes the convergence rule the student's budget is `steps` itself (every method then runs
@@ -139,14 +142,19 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
                 step, value, kind = plateau_step(curve["points"])
                 summary["teacher"].append({"task": task, "lr": lr, "plateau_step": step, "best": value,
                                            "compared": kind, "converged": curve["converged"],
+                                           "loss_drop": curve.get("loss_drop"), "score_gain": curve.get("score_gain"),
                                            "points": curve["points"], "record": record["run_id"]})
                 if best is None or _better(value, best[1], kind):
                     best = (lr, value, kind)
         rows = [r for r in summary["teacher"] if r["lr"] == best[0]]
         converged = all(r["converged"] for r in rows)
+        score_stopped = all(r["score_gain"] is not None and r["score_gain"] < SCORE_TOLERANCE for r in rows)
         teacher_choice = {"steps": teacher_steps, "lr": best[0], "converged": converged,
-                          "plateau_step": max(r["plateau_step"] for r in rows)}
-        if not converged:
+                          "score_stopped": score_stopped, "plateau_step": max(r["plateau_step"] for r in rows)}
+        if not converged and score_stopped:
+            log(f"calibrate: the teacher's validation score stopped improving by {teacher_steps} steps (gain <"
+                f" {SCORE_TOLERANCE} point over the last 20%: its budget), though its validation loss still fell")
+        elif not converged:
             log(f"calibrate: the teacher was still improving after {teacher_steps} steps; raise teacher_steps")
     summary["teacher_choice"] = teacher_choice
     best = None

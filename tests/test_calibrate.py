@@ -38,6 +38,7 @@ def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
     assert len(summary["student"]) == 2 and all(len(r["points"]) == 21 for r in summary["student"])
     assert summary["teacher_choice"]["steps"] == 20 and len(summary["teacher"]) == 1
     assert summary["teacher_choice"]["plateau_step"] <= 20 and "converged" in summary["teacher_choice"]
+    assert summary["teacher_choice"]["score_stopped"] is False  # language modelling has no score: the full rule only
     assert any("max_steps =" in line for line in logs)
     # a still-improving student gets a labelled extrapolation per task, never a silent budget
     assert ("student_extrapolation" in summary) == (not choice["converged"])
