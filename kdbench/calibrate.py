@@ -92,7 +92,7 @@ def _extrapolations(rows: list, results_dir: Path, suite: str, log) -> dict:
     out = {}
     for row in rows:
         record = by_id.get(row["record"])
-        result = extrapolate(row["points"], seconds_per_step(record, row["task"]) if record else None)
+        result = extrapolate(row["points"], seconds_per_step(record, row["task"]) if record else None, row)
         out[row["task"]] = result
         log(f"calibrate: [{row['task']}] {describe(result)}")
     return out
@@ -168,7 +168,8 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         for task, curve in record["curves"].items():
             step, value, kind = plateau_step(curve["points"])
             summary["student"].append({"task": task, "lr": lr, "plateau_step": step, "best": value, "compared": kind,
-                                       "converged": curve["converged"], "points": curve["points"],
+                                       "converged": curve["converged"], "loss_drop": curve.get("loss_drop"),
+                                       "score_gain": curve.get("score_gain"), "points": curve["points"],
                                        "record": record["run_id"]})
             worst = step if worst is None else max(worst, step)
         score = sum(r["best"] if r["compared"] == "score" else -r["best"] for r in summary["student"] if r["lr"] == lr)

@@ -70,18 +70,36 @@ def steps_to_converge(fit: dict, tolerance: float = LOSS_TOLERANCE, late_share: 
     return (b / x_max) ** (1.0 / c) / start
 
 
-def extrapolate(points: list, seconds_per_step: float | None = None) -> dict:
+def extrapolate(points: list, seconds_per_step: float | None = None, verdict: dict | None = None) -> dict:
     """The labelled extrapolation of one curve: the fit, the steps the rule would need (rounded up to 2
-    significant figures), the loss the fit predicts there, and the CPU time at the measured rate."""
+    significant figures), the loss the fit predicts there, and the CPU time at the measured rate.
+
+    `verdict` is the measured curve's own judgement (kdbench.convergence.judge). No estimate is given
+    where the fit cannot speak for the curve: a best fit at the edge of the exponent range (no power law
+    with a floor describes it), a fit that passes the rule within a run that measurably did not, or a
+    curve that fails the rule on its score alone (a loss fit does not model the score)."""
     out = {"label": LABEL, "fit": None, "steps_needed": None, "loss_at_steps": None, "hours": None}
+    if verdict and verdict.get("loss_drop") is not None and verdict["loss_drop"] < LOSS_TOLERANCE \
+            and verdict.get("converged") is False:
+        out["why"] = (f"the curve fails the rule on its score (gain {verdict.get('score_gain')} points over the last"
+                      " 20%), which a loss fit does not model")
+        return out
     fit = fit_power_law(points)
     if fit is None:
         out["why"] = "fewer than 3 points after step 0, or a validation loss that does not fall"
         return out
     out["fit"] = {k: round(v, 6) for k, v in fit.items()}
+    if fit["c"] <= EXPONENTS[0] or fit["c"] >= EXPONENTS[-1]:
+        out["why"] = (f"the best fit sits at the edge of the exponent range (c = {fit['c']}): no power law with a"
+                      " floor describes this curve")
+        return out
     steps = steps_to_converge(fit)
     if steps is None:
         out["why"] = "the fit has no floor above 0 (a ≤ 0): no run length passes the rule on it"
+        return out
+    if verdict and verdict.get("converged") is False and steps <= points[-1][0]:
+        out["why"] = (f"the fit passes the rule within the measured {points[-1][0]} steps, which did not: it does"
+                      " not describe the curve's tail")
         return out
     steps = max(steps, float(points[-1][0]))
     digits = max(0, int(math.floor(math.log10(steps))) - 1)

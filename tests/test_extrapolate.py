@@ -51,3 +51,20 @@ def test_extrapolate_rounds_up_labels_and_prices_the_budget():
     text = describe(result)
     assert text.startswith("extrapolated") and "52 steps" in text and "hours" in text
 
+
+
+def test_no_estimate_where_the_fit_cannot_speak_for_the_curve():
+    points = curve(2.0, 3.0, 0.5, range(2, 22, 2))
+    # the measured run failed the rule, yet the fit passes it within the run (51 steps needed, 20 measured: fine;
+    # here the run is longer than the fit needs): no estimate rather than "passes at the measured length"
+    long = curve(2.0, 3.0, 0.5, range(100, 1100, 100))
+    out = extrapolate(long, verdict={"converged": False, "loss_drop": 0.03, "score_gain": None})
+    assert out["steps_needed"] is None and "does not describe the curve's tail" in out["why"]
+    # failing on the score alone: a loss fit says nothing about it
+    out = extrapolate(points, verdict={"converged": False, "loss_drop": 0.01, "score_gain": 3.0})
+    assert out["fit"] is None and "fails the rule on its score" in out["why"]
+    # a straight line in log-loss (no floor in sight) fits only at the exponent grid's edge
+    line = [[0, 9.0, {}]] + [[s, 5.0 - 0.004 * s, {}] for s in range(100, 1100, 100)]
+    assert "edge of the exponent range" in extrapolate(line)["why"]
+    # an honest case still gets its estimate
+    assert extrapolate(points, verdict={"converged": False, "loss_drop": 0.05, "score_gain": None})["steps_needed"] == 52
