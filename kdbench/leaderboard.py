@@ -38,6 +38,7 @@ from statistics import mean
 
 import numpy as np
 
+from kdbench.convergence import judge
 from kdbench.metrics import HIGHER_IS_BETTER
 from kdbench.results import config_hash, load_examples, load_records
 from kdbench.stats import (MDE_FACTOR, RESAMPLED, Comparison, base_metric, compare, holm, mean_ci, prepare,
@@ -320,10 +321,13 @@ def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
 
 
 def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]:
-    """task -> (runs whose curve was still improving at the last step, runs with a curve)."""
+    """task -> (runs whose curve was still improving at the last step, runs with a curve). Each curve is
+    judged again by the rule in force (kdbench.convergence), the one the table's note states: a record
+    written under an older tolerance keeps its own stored verdict, but the table never mixes two rules."""
     out = {}
     for task in tasks:
-        verdicts = [r["curves"][task].get("converged") for r in runs if task in r.get("curves", {})]
+        curves = [r["curves"][task] for r in runs if task in r.get("curves", {})]
+        verdicts = [judge(c["points"])["converged"] if c.get("points") else c.get("converged") for c in curves]
         if verdicts:
             out[task] = (sum(v is False or v is None for v in verdicts), len(verdicts))
     return out

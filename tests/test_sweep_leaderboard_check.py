@@ -78,7 +78,13 @@ def test_leaderboard_marks_still_improving_runs_and_students_at_the_trivial_base
     shutil.copytree(swept[0], results)
     for path in (results / "glue_enc_tiny").glob("kd-*.json"):
         record = json.loads(path.read_text())
-        record["curves"]["sst2"]["converged"] = path.name < max(p.name for p in (results / "glue_enc_tiny").glob("kd-*"))
+        if path.name == max(p.name for p in (results / "glue_enc_tiny").glob("kd-*")):  # its curve still falls
+            points = record["curves"]["sst2"]["points"]
+            points[-1][1] = 0.5 * min(p[1] for p in points)
+        else:  # the leaderboard judges the points by the rule in force, not a stored verdict
+            for point in record["curves"]["sst2"]["points"][1:]:
+                point[1], point[2] = 1.0, {"accuracy": 50.0}
+            record["curves"]["sst2"]["converged"] = False
         record["trivial"]["sst2"]["majority class"]["accuracy"] = 99.0  # no student is clearly above this
         record["budget_bound"] = "plateau needs ~5,000 steps (extrapolated)"
         path.write_text(json.dumps(record))
