@@ -174,7 +174,7 @@ def _diagnostics(runs: list[dict]) -> dict[str, Summary]:
     return {k: mean_ci(v) for k, v in sorted(values.items())}
 
 
-class _Comparisons:
+class Comparisons:
     """Seed-aware comparisons of two methods per task and on the average (kdbench.stats, two-level bootstrap).
 
     Every run's per-example statistics are prepared once; each run is then scored on the example resample
@@ -361,7 +361,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
-    comparisons = _Comparisons(rows, tasks)
+    comparisons = Comparisons(rows, tasks)
     methods = {row.method for row in rows}
     for row in rows:
         for ref in REFERENCE_METHODS:

@@ -167,7 +167,7 @@ def _cells(claims: list[Claim], results_dir: Path, allow_dirty: bool, path: Path
 
 def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Outcome]:
     """Every claim's comparison and verdict (one Holm family over the study's tests)."""
-    from kdbench.leaderboard import _Comparisons
+    from kdbench.leaderboard import Comparisons
     from kdbench.stats import MDE_FACTOR, holm
 
     _, claims = load_study(path)
@@ -184,7 +184,7 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
         if claim.task != "avg" and claim.task not in group.tasks:
             outcomes.append(Outcome(claim, "not measured", f"the records hold no task {claim.task!r}"))
             continue
-        compare = _Comparisons(rows, group.tasks if claim.task == "avg" else [claim.task])
+        compare = Comparisons(rows, group.tasks if claim.task == "avg" else [claim.task])
         metric = None if claim.metric == "score" else claim.metric
         result = compare.pair(claim.method, claim.reference, claim.task == "avg", metric)[claim.task]
         runs = [r for row in rows for r in row.runs]
