@@ -165,7 +165,7 @@ CASES = [
     ("negative top_layers", cli("run", "teacher_train.top_layers=-1"), "top_layers must be >= 0"),
     ("top_layers beyond the teacher's layers", with_real_data("teacher_train.top_layers=9"), "has 6 layers"),
     ("rlkd on a 2-class head", with_real_data("method=rlkd"), "rank term is a constant"),
-    ("verbalizer for several tasks", cli("run", "suite=glue", "data.verbalizer=[bad,good]"), "of one task"),
+    ("verbalizer for several tasks", cli("run", "suite=glue", "tasks=[sst2,stsb]", "data.verbalizer=[bad,good]"), "of one task"),
     ("verbalizer with the wrong word count", cli("run", "suite=glue", "tasks=[sst2]", "data.verbalizer=[bad,ok,good]"),
      "has 3 words but sst2 has 2 labels"),
     ("verbalizer word of several tokens", cli("run", "suite=glue", "tasks=[sst2]",

@@ -65,4 +65,4 @@ def test_override_syntax():
 
 def test_resolved_config_is_plain_data():
     d = resolve({"method": "rlkd"}, environ={}).to_dict()
-    assert d["method_params"]["k"] == 5 and d["train"]["max_steps"] == 300 and isinstance(d["tasks"], list)
+    assert d["method_params"]["k"] == 5 and d["train"]["max_steps"] == 800 and isinstance(d["tasks"], list)
