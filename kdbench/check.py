@@ -41,6 +41,7 @@ from kdbench.leaderboard import group_key
 from kdbench.metrics import HIGHER_IS_BETTER
 from kdbench.results import atomic_write_text, load_records
 from kdbench.stats import base_metric
+from kdbench.students import newest_per_student, rows_by_variant
 
 BASELINE_VERSION = 1
 PERCENT_SCALE = {"accuracy", "f1", "mcc", "pearson", "spearman", "bleu", "rouge1", "rouge2", "rougeL", "cer",
@@ -54,14 +55,8 @@ def baseline_file(baselines_dir: Path, key: tuple) -> Path:
 
 
 def newest_per_seed(records: list[dict]) -> dict[str, list[dict]]:
-    """method -> the newest complete record of each seed."""
-    newest: dict[tuple, dict] = {}
-    for r in sorted(records, key=lambda r: r["created_at"]):
-        newest[(r["method"], r["seed"])] = r
-    out: dict[str, list[dict]] = defaultdict(list)
-    for (method, _), r in sorted(newest.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        out[method].append(r)
-    return out
+    """row label -> the newest complete record of each of its students (the leaderboard's rule and rows)."""
+    return rows_by_variant(newest_per_student(records)[0])
 
 
 def _values(runs: list[dict]) -> dict[str, dict[str, list[float]]]:

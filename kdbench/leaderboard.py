@@ -40,9 +40,10 @@ import numpy as np
 
 from kdbench.convergence import judge
 from kdbench.metrics import HIGHER_IS_BETTER
-from kdbench.results import config_hash, load_examples, load_records
+from kdbench.results import load_examples, load_records
 from kdbench.stats import (MDE_FACTOR, RESAMPLED, Comparison, base_metric, compare, holm, mean_ci, prepare,
                            resample_indices, score, seed_draws, two_level)
+from kdbench.students import newest_per_student, rows_by_variant
 
 REFERENCE_METHODS = ("kd", "none")
 N_RESAMPLES = 1000
@@ -337,9 +338,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
     metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not m.endswith("_std")]
                     for t in tasks}
-    by_method: dict[str, list[dict]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: r["created_at"]):
-        by_method[r["method"]].append(r)
+    by_method = rows_by_variant(records)
     notes = []
     teacher_sets = {repr(r["teacher_metrics"]) for r in records if r.get("teacher_metrics")}
     teacher = next((r["teacher_metrics"] for r in records if r.get("teacher_metrics")), {})
@@ -405,15 +404,6 @@ def _mde(rows: list[MethodRow], tasks: list[str]) -> dict[str, float]:
     return out
 
 
-def newest_per_config(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(the newest record of each configuration, the older repeats): one student per (configuration, seed)."""
-    newest: dict[str, dict] = {}
-    for r in sorted(records, key=lambda r: r["created_at"]):
-        newest[config_hash(r["config"])] = r
-    kept = {id(r) for r in newest.values()}
-    return [r for r in records if id(r) in kept], [r for r in records if id(r) not in kept]
-
-
 def is_dirty(record: dict) -> bool:
     return bool((record.get("git_commit") or {}).get("dirty"))
 
@@ -430,7 +420,7 @@ def collect(results_dir: Path, suite: str | None = None, allow_dirty: bool = Fal
                            " allow_dirty=true)")
         else:
             complete.append(r)
-    kept, repeats = newest_per_config(complete)
+    kept, repeats = newest_per_student(complete)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in kept:
         groups[group_key(r)].append(r)

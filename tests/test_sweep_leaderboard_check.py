@@ -270,6 +270,24 @@ def test_each_student_counts_once_and_the_caption_says_so(swept, capsys, tmp_pat
     assert float(kd["mean"]) == pytest.approx((20.0 + other["metrics"]["sst2"]["accuracy"]) / 2, abs=0.05)
 
 
+def test_a_repeat_from_another_data_path_counts_once_and_a_variant_gets_its_own_row(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    folder = results / "glue_enc_tiny"
+    record = json.loads(next(folder.glob("kd-*.json")).read_text())
+    moved = dict(record, run_id=record["run_id"] + "-moved", created_at="2999-01-01T00:00:00Z",
+                 config={**record["config"], "data_dir": "/elsewhere"})
+    variant = dict(record, run_id=record["run_id"] + "-alpha", created_at="2999-01-02T00:00:00Z",
+                   config={**record["config"], "method_params": {**record["config"]["method_params"], "alpha": 0.9}})
+    (folder / "kd-moved.json").write_text(json.dumps(moved))
+    (folder / "kd-alpha.json").write_text(json.dumps(variant))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "1 repeated run of one configuration and seed set aside" in out
+    assert any(line.startswith("kd[alpha=0.5] ") and "(n=2)" in line for line in out.splitlines()), out
+    assert any(line.startswith("kd[alpha=0.9] ") and "(n=1)" in line for line in out.splitlines()), out
+
+
 def test_dirty_records_are_left_out_unless_allowed_and_the_caption_counts_commits(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)

@@ -1,0 +1,43 @@
+"""Which records are one student, and which are variants of one method (kdbench.students)."""
+from kdbench.students import newest_per_student, rows_by_variant, student_key
+
+
+def _record(method="kd", seed=0, created="2026-11-30T00:00:00Z", **config):
+    base = {"method": method, "seed": seed, "data_dir": "/data", "results_dir": "results", "eval_every": 0,
+            "train": {"lr": 1e-3, "max_steps": 800}, "method_params": {"alpha": 0.5}}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return {"method": method, "seed": seed, "created_at": created, "config": base}
+
+
+def test_paths_and_validation_cadence_do_not_make_another_student():
+    a = _record()
+    assert student_key(a["config"]) == student_key(_record(data_dir="../shared/data", eval_every=80,
+                                                           results_dir="/tmp/r")["config"])
+    assert student_key(a["config"]) != student_key(_record(seed=1)["config"])
+    assert student_key(a["config"]) != student_key(_record(train={"lr": 3e-4})["config"])
+
+
+def test_the_newest_record_of_a_student_wins_and_the_repeats_are_returned():
+    old, new = _record(created="2026-11-30T01:00:00Z"), _record(data_dir="elsewhere", created="2026-11-30T02:00:00Z")
+    other_seed = _record(seed=1)
+    kept, repeats = newest_per_student([old, other_seed, new])
+    assert kept == [other_seed, new] and repeats == [old]
+
+
+def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
+    runs = [_record(seed=s, method_params={"alpha": a}, created=f"2026-11-30T0{s}:0{i}:00Z")
+            for i, a in enumerate((0.5, 0.9)) for s in (0, 1)]
+    none = _record(method="none", method_params={})
+    rows = rows_by_variant(runs + [none])
+    assert sorted(rows) == ["kd[alpha=0.5]", "kd[alpha=0.9]", "none"]
+    assert [r["seed"] for r in rows["kd[alpha=0.9]"]] == [0, 1]
+    assert rows_by_variant(runs[:2] + [none]) == {"kd": runs[:2], "none": [none]}  # one variant keeps the name
+
+
+def test_a_key_set_in_only_some_records_labels_the_others_unset():
+    rows = rows_by_variant([_record(), _record(seed=1, train={"warmup_ratio": 0.1})])
+    assert sorted(rows) == ["kd[train.warmup_ratio=0.1]", "kd[train.warmup_ratio=unset]"]
