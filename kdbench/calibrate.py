@@ -32,9 +32,9 @@ When the chosen curve is still improving, the summary adds a labelled extrapolat
 rule, and the CPU hours that costs at the run's measured training rate. It is what a suite's
 `budget_bound` text quotes; it is never a measured budget.
 
-Writes <results_dir>/calibration-<suite>.json (every curve, the choices) and prints the TOML lines. Each
-run is an ordinary record under <results_dir>/<suite>/; re-running the same command reuses the complete
-ones, so a stopped calibration resumes where it stopped.
+Writes <results_dir>/calibration-<suite>-<steps>-steps-teacher-<teacher_steps>.json (every curve, the
+choices) and prints the TOML lines. Each run is an ordinary record under <results_dir>/<suite>/; re-running
+the same command reuses the complete ones, so a stopped calibration resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         summary["student_extrapolation"] = _extrapolations(
             [r for r in summary["student"] if r["lr"] == best[0] and not r["converged"]], results_dir, base.suite, log)
     summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    out = results_dir / f"calibration-{base.suite}.json"
+    # named by its budgets, so a later calibration at other lengths in the same folder keeps this one
+    out = results_dir / f"calibration-{base.suite}-{steps}-steps-teacher-{teacher_steps}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
     log(f"calibration written to {out}")

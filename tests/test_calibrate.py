@@ -29,7 +29,7 @@ def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
     summary = calibrate({"suite": "char_tiny", "lrs": "[1e-3,3e-3]", "steps": "20", "teacher_steps": "20",
                          "data_dir": str(data_root), "results_dir": str(tmp_path), "cache_dir": str(cache_dir)},
                         log=logs.append)
-    written = json.loads((tmp_path / "calibration-char_tiny.json").read_text())
+    written = json.loads((tmp_path / "calibration-char_tiny-20-steps-teacher-20.json").read_text())
     assert written["student_choice"] == summary["student_choice"]
     choice = summary["student_choice"]
     # the budget is the calibration length itself; the plateau step is reported beside it
