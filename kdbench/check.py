@@ -38,15 +38,11 @@ from statistics import mean, stdev
 
 from kdbench.errors import KdbenchError
 from kdbench.leaderboard import group_key
-from kdbench.metrics import HIGHER_IS_BETTER
 from kdbench.results import atomic_write_text, load_records
-from kdbench.stats import base_metric
+from kdbench.metric_specs import lookup
 from kdbench.students import newest_per_student, rows_by_variant
 
 BASELINE_VERSION = 1
-PERCENT_SCALE = {"accuracy", "f1", "mcc", "pearson", "spearman", "bleu", "rouge1", "rouge2", "rougeL", "cer",
-                 "gsm8k_accuracy", "ece", "agree@1"}
-PERCENT_PREFIXES = ("mor@", "cr@", "agree@", "ece")
 
 
 def baseline_file(baselines_dir: Path, key: tuple) -> Path:
@@ -59,14 +55,18 @@ def newest_per_seed(records: list[dict]) -> dict[str, list[dict]]:
     return rows_by_variant(newest_per_student(records)[0])
 
 
-def _values(runs: list[dict]) -> dict[str, dict[str, list[float]]]:
-    """task -> metric -> one value per run (the diagnostics count as metrics of their task)."""
+def _values(runs: list[dict], undeclared: set[str] | None = None) -> dict[str, dict[str, list[float]]]:
+    """task -> metric -> one value per run (the diagnostics count as metrics of their task). Only declared
+    metrics are gated (kdbench.metric_specs): spreads never, and an undeclared name goes to `undeclared`."""
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         for source in (r["metrics"], r.get("diagnostics", {})):
             for task, metrics in source.items():
                 for metric, value in metrics.items():
-                    if isinstance(value, (int, float)) and not metric.endswith("_std"):
+                    spec = lookup(metric)
+                    if spec is None and undeclared is not None:
+                        undeclared.add(metric)
+                    if isinstance(value, (int, float)) and spec is not None and spec.compared:
                         out[task][metric].append(float(value))
     return out
 
@@ -85,14 +85,6 @@ def _groups(results_dir: Path, suite: str | None, skipped: list[str] | None = No
     return groups
 
 
-def direction(metric: str) -> bool:
-    """True when higher is better (diagnostics declare theirs by name)."""
-    name = base_metric(metric)
-    if name in HIGHER_IS_BETTER:
-        return HIGHER_IS_BETTER[name]
-    return not any(word in metric for word in ("perplexity", "ece", "kl", "bits_per_byte", "loss", "cer"))
-
-
 def record_baselines(results_dir: Path, baselines_dir: Path, suite: str | None = None) -> list[Path]:
     """Write one baseline per group from its newest results; returns the files written."""
     groups = _groups(results_dir, suite)
@@ -104,7 +96,7 @@ def record_baselines(results_dir: Path, baselines_dir: Path, suite: str | None =
         for method, runs in newest_per_seed(records).items():
             methods[method] = {
                 task: {m: {"mean": mean(v), "std": stdev(v) if len(v) > 1 else 0.0, "n": len(v),
-                           "higher_is_better": direction(m)} for m, v in metrics.items()}
+                           "higher_is_better": lookup(m).higher_is_better} for m, v in metrics.items()}
                 for task, metrics in _values(runs).items()}
             methods[method]["_seeds"] = sorted(r["seed"] for r in runs)
         path = baseline_file(baselines_dir, key)
@@ -149,13 +141,10 @@ def check_verdicts(study_file: Path, results_dir: Path, baselines_dir: Path) -> 
     return lines, problems
 
 
-def on_percent_scale(metric: str) -> bool:
-    return base_metric(metric) in PERCENT_SCALE or metric.startswith(PERCENT_PREFIXES)
-
-
 def tolerance(metric: str, baseline: dict, floor: float = 1.0, rel_floor: float = 0.05) -> float:
     spread = 3.0 * baseline["std"]
-    if on_percent_scale(metric):
+    spec = lookup(metric)
+    if spec is not None and spec.percent:
         return max(floor, spread)
     return max(rel_floor * abs(baseline["mean"]), spread)
 
@@ -181,7 +170,10 @@ def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floo
         except (OSError, ValueError, KeyError, TypeError) as e:
             problems.append(f"{path}: unreadable baseline ({type(e).__name__}); re-record it")
             continue
-        current = {m: _values(runs) for m, runs in newest_per_seed(records).items()}
+        undeclared: set[str] = set()
+        current = {m: _values(runs, undeclared) for m, runs in newest_per_seed(records).items()}
+        if undeclared and skipped is not None:
+            skipped.append(f"{label}: not gated, no declaration in kdbench.metric_specs: {', '.join(sorted(undeclared))}")
         for method, tasks in sorted(baseline.items()):
             for task, metrics in sorted((t, v) for t, v in tasks.items() if not t.startswith("_")):
                 for metric, base in sorted(metrics.items()):

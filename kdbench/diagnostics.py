@@ -14,9 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdbench.metric_specs import DIAGNOSTIC_K
 from kdbench.models.placement import to_device
 
-LM_K = 5
+LM_K = DIAGNOSTIC_K  # declared with the metrics mor@k and cr@k it names
 LM_EXAMPLES = 64
 ECE_BINS = 15
 

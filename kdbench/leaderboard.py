@@ -39,9 +39,9 @@ from statistics import mean
 import numpy as np
 
 from kdbench.convergence import judge
-from kdbench.metrics import HIGHER_IS_BETTER
+from kdbench.metric_specs import higher_is_better, is_spread, lookup
 from kdbench.results import load_examples, load_records
-from kdbench.stats import (MDE_FACTOR, RESAMPLED, Comparison, base_metric, compare, holm, mean_ci, prepare,
+from kdbench.stats import (MDE_FACTOR, Comparison, compare, holm, mean_ci, prepare,
                            resample_indices, score, seed_draws, two_level)
 from kdbench.students import newest_per_student, rows_by_variant
 
@@ -129,14 +129,15 @@ class Group:
 
 
 def _task_score(metrics: dict[str, float]) -> float:
-    return mean(metrics.values())
+    return mean(v for m, v in metrics.items() if not is_spread(m))
 
 
 def run_average(metrics: dict[str, dict[str, float]], tasks: list[str]) -> float | None:
     """Mean of task scores, only when every task is present and every metric is a higher-is-better 0–100 score."""
     if not all(t in metrics for t in tasks):
         return None
-    if not all(HIGHER_IS_BETTER.get(base_metric(m)) for t in tasks for m in metrics[t]):
+    if not all((spec := lookup(m)) is not None and (spec.task_score or not spec.compared)
+               for t in tasks for m in metrics[t]):
         return None
     return mean(_task_score(metrics[t]) for t in tasks)
 
@@ -145,7 +146,7 @@ def _summaries(runs: list[dict[str, dict[str, float]]], task: str) -> dict[str, 
     have = [r[task] for r in runs if task in r]
     if not have:
         return None
-    return {m: mean_ci([h[m] for h in have if m in h]) for m in have[0] if not m.endswith("_std")}
+    return {m: mean_ci([h[m] for h in have if m in h]) for m in have[0] if not is_spread(m)}
 
 
 def _mean_or_none(values) -> float | None:
@@ -217,7 +218,7 @@ class Comparisons:
             if any(e[task].get(split, {}).get("references") != refs for e in per_run):
                 return "runs differ in eval examples"
             chosen = [m for m in info["metrics"] if metric is None or m == metric]
-            missing = [m for m in chosen if base_metric(m) not in RESAMPLED]
+            missing = [m for m in chosen if (spec := lookup(m)) is None or spec.resample is None]
             if missing:
                 return f"no resampling for {', '.join(missing)}"
             # the same example draws for every method: seeded by the task, split, references and position only
@@ -314,7 +315,7 @@ def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
             shared = [m for m in baseline.get(task, {}) if m in metrics]
             if not shared:
                 continue
-            higher = all(HIGHER_IS_BETTER.get(base_metric(m), True) for m in shared)
+            higher = all(higher_is_better(m) for m in shared)
             low, high = _bounds([metrics[m] for m in shared])
             value = mean(baseline[task][m] for m in shared)
             if (low <= value) if higher else (high >= value):
@@ -336,7 +337,7 @@ def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]
 
 def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
-    metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not m.endswith("_std")]
+    metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not is_spread(m)]
                     for t in tasks}
     by_method = rows_by_variant(records)
     notes = []

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from kdbench.convergence import RULE
 from kdbench.leaderboard import N_RESAMPLES, Group, MethodRow, Summary, family, run_average
-from kdbench.metrics import HIGHER_IS_BETTER
+from kdbench.metric_specs import higher_is_better, is_spread
 from kdbench.stats import MIN_SEEDS, Comparison
 
-LOWER_IS_BETTER = sorted(m for m, higher in HIGHER_IS_BETTER.items() if not higher)
 from kdbench.tables import TableSection
 
 DASH = "–"
@@ -108,7 +107,7 @@ def section(group: Group) -> TableSection:
                + ["Δ vs kd", "Δ vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
                + diag_keys)
     rows, sort_values = [], []
-    teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not m.endswith("_std")})
+    teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not is_spread(m)})
                      if t in group.teacher else (DASH, None) for t in group.tasks]
     t_avg = run_average(group.teacher, group.tasks)
     teacher_row = [("teacher", None)] + teacher_cells + [_num(t_avg, ".1f")] + [(DASH, None)] * 2 + [
@@ -156,8 +155,10 @@ def section(group: Group) -> TableSection:
 def statistics_caption(group: Group) -> str:
     """What the cells and comparisons are: the test, B, the Holm family and the minimum detectable difference."""
     tests = len(family(group.rows))
+    lower = sorted({m for names in group.metric_names.values() for m in names if not higher_is_better(m)})
+    direction = f" (lower is better for {', '.join(lower)})" if lower else ""
     text = ("Cells: mean ± 95% CI half-width over seeds (n runs). Δ vs kd / none: method − reference in the task's"
-            f" score points (lower is better for {', '.join(LOWER_IS_BETTER)}), [95% interval], two-sided p from a"
+            f" score points{direction}, [95% interval], two-sided p from a"
             " two-level bootstrap (seeds, then eval examples within each seed; paired by seed where both share"
             f" seeds; B = {N_RESAMPLES}, so p ≥ 1/{N_RESAMPLES + 1}); no test with fewer than {MIN_SEEDS} seeds.")
     if tests:
@@ -218,7 +219,7 @@ def to_csv(groups: list[Group]) -> str:
     for g in groups:
         for t in g.tasks:
             for m, v in g.teacher.get(t, {}).items():
-                if not m.endswith("_std"):
+                if not is_spread(m):
                     writer.writerow([*_key_cells(g), "teacher", t, m, v, "", 1, *NO_COMPARISON * 2, "",
                                      g.teacher_params or "", "", "", ""])
         for name, per_task in g.trivial.items():

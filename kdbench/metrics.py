@@ -1,9 +1,9 @@
 """Pure metric functions, every score on a 0–100 scale except perplexity.
 
-Each metric declares its direction so that leaderboards and regression checks
-know which way is worse. Corpus metrics (BLEU, CER, perplexity) are computed
-over the whole corpus, not as a mean of sentence scores; ROUGE is the mean of
-per-example F-measures, as rouge-score and the MiniLLM/DistiLLM evaluations do.
+Each metric's direction, scale and resampling statistic are declared in
+`kdbench.metric_specs`, which leaderboards and regression checks read. Corpus
+metrics (BLEU, CER, perplexity) are computed over the whole corpus, not as a
+mean of sentence scores; ROUGE is the mean of per-example F-measures, as rouge-score and the MiniLLM/DistiLLM evaluations do.
 Text-metric inputs are checked: equal lengths, no empty reference.
 """
 
@@ -16,13 +16,6 @@ from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from kdbench.errors import KdbenchError
-
-HIGHER_IS_BETTER = {
-    "accuracy": True, "f1": True, "mcc": True, "pearson": True, "spearman": True,
-    "gsm8k_accuracy": True, "bleu": True, "rouge1": True, "rouge2": True, "rougeL": True, "cer": False, "perplexity": False,
-    "loss": False,
-}
-
 
 def accuracy(predictions, labels) -> float:
     p, y = np.asarray(predictions), np.asarray(labels)

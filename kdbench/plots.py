@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdbench.leaderboard import Group, run_average
-from kdbench.metrics import HIGHER_IS_BETTER
-from kdbench.stats import base_metric
+from kdbench.metric_specs import higher_is_better
 
 
 def _score_axis(group: Group) -> tuple[str, bool, dict[str, float]]:
@@ -31,7 +30,7 @@ def _score_axis(group: Group) -> tuple[str, bool, dict[str, float]]:
     points = {row.method: row.tasks[task][metric][0] for row in group.rows if task in row.tasks}
     if task in group.teacher:
         points["teacher"] = group.teacher[task][metric]
-    return f"{task} {metric}", HIGHER_IS_BETTER.get(base_metric(metric), True), points
+    return f"{task} {metric}", higher_is_better(metric), points
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:

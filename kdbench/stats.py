@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
+from kdbench.metric_specs import lookup
+
 MIN_SEEDS = 3  # fewer seeds in a cell: no interval, no p-value (the table says so)
 ALPHA, POWER = 0.05, 0.8
 MDE_FACTOR = float(scipy_stats.norm.ppf(1 - ALPHA / 2) + scipy_stats.norm.ppf(POWER))  # 2.8016
@@ -129,122 +131,23 @@ def holm(ps: list[float]) -> list[float]:
     return out
 
 
-# --- metrics on resamples, in two stages: `prepare` turns one run's predictions into per-example statistics
-# once; `score` recomputes the corpus metric from those rows of them that each resample draws (0–100) ---
-
-def _prep_accuracy(p, y):
-    return (np.asarray(p) == np.asarray(y)).astype(float)
-
-
-def _score_mean(stats, idx):
-    return 100.0 * stats[idx].mean(axis=1)
-
-
-def _prep_confusion(p, y):
-    pp, yy = np.asarray(p) == 1, np.asarray(y) == 1
-    return np.stack([pp & yy, pp & ~yy, ~pp & yy, ~pp & ~yy], axis=1).astype(float)  # tp, fp, fn, tn
-
-
-def _score_f1(stats, idx):
-    tp, fp, fn, _ = stats[idx].sum(axis=1).T
-    denom = 2 * tp + fp + fn
-    return 100.0 * np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-
-
-def _score_mcc(stats, idx):
-    tp, fp, fn, tn = stats[idx].sum(axis=1).T
-    denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return 100.0 * np.divide(tp * tn - fp * fn, denom, out=np.zeros_like(tp), where=denom > 0)
-
-
-def _pearson_rows(a, b):
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    return 100.0 * np.divide((a * b).sum(1), denom, out=np.zeros(len(a)), where=denom > 0)
-
-
-def _prep_pair(p, y):
-    return np.stack([np.asarray(p, dtype=float), np.asarray(y, dtype=float)], axis=1)
-
-
-def _score_pearson(stats, idx):
-    return _pearson_rows(stats[idx, 0], stats[idx, 1])
-
-
-def _score_spearman(stats, idx):
-    return _pearson_rows(scipy_stats.rankdata(stats[idx, 0], axis=1), scipy_stats.rankdata(stats[idx, 1], axis=1))
-
-
-def _prep_bleu(predictions, references) -> np.ndarray:
-    """(n, 10) sacrebleu sentence statistics (one reference each, as `metrics.bleu`):
-    sys_len, ref_len, matches 1–4, totals 1–4."""
-    import sacrebleu
-
-    # 13a tokenisation as metrics.bleu; effective_order only changes a sentence's *score* (unused here), not its counts
-    scorer = sacrebleu.BLEU(effective_order=True)
-    rows = []
-    for pred, ref in zip(predictions, references):
-        s = scorer.sentence_score(pred, [ref])
-        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
-    return np.asarray(rows, dtype=np.int64)
-
-
-def _score_bleu(stats, idx):
-    from sacrebleu.metrics.bleu import BLEU
-
-    summed = stats[idx].sum(axis=1)  # (B, 10): corpus statistics of each resample
-    # sacrebleu's corpus BLEU smooths with "exp"; compute_bleu's own default is no smoothing
-    return np.array([BLEU.compute_bleu(r[2:6].tolist(), r[6:10].tolist(), int(r[0]), int(r[1]), smooth_method="exp").score for r in summed])
-
-
-def _prep_cer(predictions, references):
-    import jiwer
-
-    return np.array([
-        (o.substitutions + o.deletions + o.insertions, o.substitutions + o.deletions + o.hits)
-        for o in (jiwer.process_characters(ref, pred) for pred, ref in zip(predictions, references))
-    ], dtype=float)
-
-
-def _score_cer(stats, idx):
-    edits, chars = stats[idx, 0].sum(1), stats[idx, 1].sum(1)
-    return 100.0 * edits / np.maximum(chars, 1.0)
-
-
-def _prep_rouge(key):
-    def fn(predictions, references):
-        from kdbench.metrics import rouge
-
-        return np.array([rouge([pred], [ref])[key] for pred, ref in zip(predictions, references)]) / 100.0
-    return fn
-
-
-# base metric -> (prepare(predictions, references) -> per-example statistics, score(statistics, idx) -> (B,))
-RESAMPLED = {
-    "accuracy": (_prep_accuracy, _score_mean), "f1": (_prep_confusion, _score_f1),
-    "mcc": (_prep_confusion, _score_mcc), "pearson": (_prep_pair, _score_pearson),
-    "spearman": (_prep_pair, _score_spearman), "bleu": (_prep_bleu, _score_bleu), "cer": (_prep_cer, _score_cer),
-    "rouge1": (_prep_rouge("rouge1"), _score_mean), "rouge2": (_prep_rouge("rouge2"), _score_mean),
-    "rougeL": (_prep_rouge("rougeL"), _score_mean),
-}
-
-
-def base_metric(name: str) -> str:
-    """"accuracy_m" (MNLI matched) → "accuracy"."""
-    return name if name in RESAMPLED else name.rsplit("_", 1)[0]
-
-
 def prepare(metric: str, predictions: list, references: list) -> np.ndarray:
     """One run's per-example statistics for `metric` (computed once, then scored on every resample)."""
-    return RESAMPLED[base_metric(metric)][0](predictions, references)
+    return _resampling(metric).prepare(predictions, references)
 
 
 def score(metric: str, stats: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """`metric` (0–100) recomputed on each row of the index matrix idx (n_resamples × n); (n_resamples,)."""
-    return RESAMPLED[base_metric(metric)][1](stats, idx)
+    return _resampling(metric).score(stats, idx)
 
 
 def resampled_scores(metric: str, runs: list[list], references: list, idx: np.ndarray) -> np.ndarray:
     """`metric` on each resample, averaged over the system's runs; (n_resamples,)."""
     return np.mean([score(metric, prepare(metric, run, references), idx) for run in runs], axis=0)
+
+
+def _resampling(metric: str):
+    spec = lookup(metric)
+    if spec is None or spec.resample is None:
+        raise KeyError(f"{metric} has no resampling statistic (kdbench.metric_specs)")
+    return spec.resample

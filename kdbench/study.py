@@ -80,7 +80,7 @@ def load_study(path: Path) -> tuple[list[int], list[Claim]]:
     """(seeds, claims) of a study file; a bad file raises one KdbenchError naming the file and line."""
     import kdbench.methods  # noqa: F401  (registers the methods)
     from kdbench.config import suite_names
-    from kdbench.metrics import HIGHER_IS_BETTER
+    from kdbench.metric_specs import METRICS
     from kdbench.registry import METHODS, did_you_mean
 
     if not path.is_file():
@@ -99,7 +99,7 @@ def load_study(path: Path) -> tuple[list[int], list[Claim]]:
     raw, lines = data.get("claim", []), _claim_lines(text)
     if not raw:
         raise KdbenchError(f"{path}: no [[claim]] tables")
-    metrics = set(HIGHER_IS_BETTER) | set(RUN_LEVEL_METRICS) | {"score"}
+    metrics = set(METRICS) | set(RUN_LEVEL_METRICS) | {"score"}
     claims, seen = [], set()
     for entry, line in zip(raw, lines):
         where = f"{path}:{line}"

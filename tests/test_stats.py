@@ -115,8 +115,8 @@ def test_resampled_mcc_of_a_constant_resample_is_zero():
     assert resampled_scores("mcc", [[1, 1, 1]], [1, 1, 1], np.arange(3)[None, :])[0] == 0.0
 
 
-def test_mnli_metric_names_map_to_their_base_metric():
-    assert resampled_scores("accuracy_mm", [[1, 0]], [1, 1], np.arange(2)[None, :])[0] == 50.0
+def test_mnli_split_metrics_resample_as_their_metric():
+    assert resampled_scores("accuracy_mismatched", [[1, 0]], [1, 1], np.arange(2)[None, :])[0] == 50.0
 
 
 PREDS = ["the cat sat on the mat", "a dog runs in the park today", "hello there"]

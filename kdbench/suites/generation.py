@@ -29,6 +29,7 @@ from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
 from kdbench.generation import generate
+from kdbench.metric_specs import spread
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
 from kdbench.registry import did_you_mean
@@ -347,5 +348,5 @@ class GenerationSuite:
         for key in next(iter(runs.values()))[0]:
             values = [r[0][key] for r in runs.values()]
             scores[key] = statistics.mean(values)
-            scores[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            scores[spread(key)] = statistics.stdev(values) if len(values) > 1 else 0.0
         return scores, {f"seed_{s}": r[1] for s, r in runs.items()}

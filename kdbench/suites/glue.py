@@ -25,6 +25,7 @@ from kdbench.data.glue_tasks import TASKS, GlueTask
 from kdbench.data.hub import hub_offline, hub_split
 from kdbench.data.local import Split, glue_path, local_split
 from kdbench.errors import KdbenchError
+from kdbench.metric_specs import on_split
 from kdbench.models.load import load_classifier
 from kdbench.registry import SUITES, did_you_mean
 from kdbench.runner import predict
@@ -146,7 +147,7 @@ class GlueSuite:
         """Official metrics; with several eval splits (MNLI) each key gets the split name."""
         scores = metrics.glue(task.name, predictions, labels)
         if len(task.eval_splits) > 1:
-            scores = {f"{k}_{split}": v for k, v in scores.items()}
+            scores = {on_split(k, split): v for k, v in scores.items()}
         return scores
 
     def evaluate(self, model, tokenizer, data: TaskData, cfg, device) -> tuple[dict, dict]:
