@@ -169,6 +169,7 @@ def _cmd_leaderboard(args: list[str]) -> int:
     from kdbench.config import check_name, convert, parse_overrides
     from kdbench.leaderboard import collect
     from kdbench.leaderboard_render import section, terminal, write_all
+    from kdbench.stale import unfinished
 
     values = parse_overrides(args)
     _keys(values, ("suite", "results_dir", "allow_dirty"), "leaderboard")
@@ -182,6 +183,8 @@ def _cmd_leaderboard(args: list[str]) -> int:
     print(terminal([section(g) for g in groups]))
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
+    if (count := unfinished(results_dir, suite)) is not None:
+        print(count)
     generated = f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `kdbench leaderboard` from {results_dir}."
     for fmt, path in write_all(groups, skipped, results_dir, suite or "all", generated).items():
         print(f"written ({fmt}): {path}", file=sys.stderr)
@@ -191,6 +194,7 @@ def _cmd_leaderboard(args: list[str]) -> int:
 def _cmd_check(args: list[str]) -> int:
     from kdbench.check import check, check_verdicts, record_baselines, record_verdicts, report
     from kdbench.config import check_name, convert, parse_overrides
+    from kdbench.stale import unfinished
     from kdbench.study import load_study
 
     values = parse_overrides(args)
@@ -219,6 +223,8 @@ def _cmd_check(args: list[str]) -> int:
             print(line)
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
+    if (count := unfinished(results_dir, suite)) is not None:
+        print(count)
     print(report(rows, problems))
     return 1 if problems or any(r["status"] == "REGRESSED" for r in rows) else 0
 

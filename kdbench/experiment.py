@@ -40,6 +40,7 @@ from kdbench.registry import METHODS, SUITES
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
+from kdbench.stale import mark_stale, writer
 from kdbench.validation import loss_and_outputs
 
 
@@ -359,6 +360,7 @@ def _new_record(cfg: RunConfig, suite_file: dict, accelerator) -> dict:
         "schema_version": SCHEMA_VERSION,
         "run_id": None,  # set when the record's file is reserved, just before the first task
         "status": "running",
+        "writer": writer(),  # so that a later run can tell a killed run's record from a live one (kdbench.stale)
         "suite": cfg.suite,
         "suite_version": str(suite_file.get("version", "0")),
         # a suite whose students cannot plateau on 2 CPU cores says so, and what budget they would need
@@ -505,6 +507,8 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     folder = Path(cfg.results_dir if main else scratch.name) / cfg.suite
     created = [d for d in (folder.parent, folder) if not d.exists()]  # removed again if the run leaves nothing
     record["run_id"], path = reserve_record_path(folder, cfg.method, record["config"])
+    if main:
+        mark_stale(folder, record["run_id"], log)
     state = _Run(cfg, suite, METHODS.get(cfg.method), accelerator, tokenizer, data_root,
                  {} if teachers is None else teachers, log, record, path, contextlib.ExitStack())
     try:
