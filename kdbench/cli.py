@@ -1,5 +1,5 @@
-"""The `kdbench` command: `run`, `sweep`, `calibrate`, `ls`, `leaderboard`, `study` and `check`, configured with
-`key=value` overrides.
+"""The `kdbench` command: `run`, `sweep`, `calibrate`, `ls`, `leaderboard`, `study`, `check` and `cache`,
+configured with `key=value` overrides.
 
     kdbench run suite=glue method=rlkd tasks=[sst2,rte] train.max_steps=200 method.k=2
     kdbench sweep suite=glue methods=[none,kd,rlkd,fakd] seeds=[0,1,2]
@@ -33,6 +33,8 @@ commands:
                 Markdown, CSV, HTML, PNG
   study         published claims (a study TOML) measured on the sweeps, with computed verdicts: STUDY.md
   check         the regression gate: newest results against baselines/ (exit 1 on a regression)
+  cache         `cache ls`: the cache's entries, sizes on disk, last use; `cache prune max_gb=N`: evict the least
+                recently used entries (never one in use) until the cache holds at most N GB
 
 suites: glue (GLUE dev sets, encoder classifiers), perplexity (WikiText-2, causal LMs),
 and their *_tiny smoke-test variants; `kdbench ls suites`
@@ -47,6 +49,7 @@ run keys (defaults from suites/<suite>.toml, then the code):
   teacher_train.max_steps (teacher fine-tuning budget; 0 = use as is)  teacher_train.lr  teacher_train.seed ...
   data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
   results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
+  cache_max_gb=N        bound the cache: evict least recently used entries before and after the run (0 = none)
   data.max_train_examples=N  data.max_eval_examples=N  data.padding_side=right|left  eval.batch_size=N
   eval.window=512 eval.stride=256 eval.max_tokens=N  (perplexity sliding window)
   device=auto|cpu|cuda  dry_run=true
@@ -61,7 +64,7 @@ check keys: results_dir=results baselines_dir=baselines suite=NAME record=true f
   study=studies/ci.toml (also fail when a claim's verdict differs from baselines/study-ci.json)
 """
 
-COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check")
+COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check", "cache")
 
 
 def _launch_note() -> None:
@@ -245,6 +248,32 @@ def _cmd_calibrate(args: list[str]) -> int:
     return 0
 
 
+def _cmd_cache(args: list[str]) -> int:
+    from kdbench.cache_entries import GB, prune, table
+    from kdbench.config import convert, parse_overrides
+    from kdbench.models.load import default_cache_dir
+
+    if not args or args[0] not in ("ls", "prune"):
+        raise KdbenchError("kdbench cache needs ls or prune: `kdbench cache ls` or `kdbench cache prune max_gb=20`")
+    action, values = args[0], parse_overrides(args[1:])
+    _keys(values, ("cache_dir",) + (("max_gb",) if action == "prune" else ()), f"cache {action}")
+    cache_dir = Path(values["cache_dir"]).expanduser() if values.get("cache_dir") else default_cache_dir()
+    if not cache_dir.is_dir():
+        raise KdbenchError(f"cache_dir {cache_dir} does not exist; pass cache_dir= (default $KDBENCH_CACHE_DIR or"
+                           " ~/.cache/kdbench)")
+    if action == "prune":
+        if "max_gb" not in values:
+            raise KdbenchError("kdbench cache prune needs max_gb=N (the size to shrink the cache to, in GB)")
+        max_gb = convert("max_gb", values["max_gb"], float)
+        if max_gb < 0:
+            raise KdbenchError(f"max_gb must be >= 0, got {max_gb}")
+        removed, busy = prune(cache_dir, int(max_gb * GB), log=print)
+        print(f"cache prune: {len(removed)} entries evicted ({sum(e.bytes for e in removed) / GB:.2f} GB),"
+              f" {len(busy)} in use kept")
+    print(table(cache_dir))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -255,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "calibrate": _cmd_calibrate, "ls": _cmd_ls,
-                "leaderboard": _cmd_leaderboard, "study": _cmd_study, "check": _cmd_check}
+                "leaderboard": _cmd_leaderboard, "study": _cmd_study, "check": _cmd_check, "cache": _cmd_cache}
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")

@@ -133,6 +133,7 @@ class RunConfig:
     data_dir: str = ""  # data root; default $KDBENCH_DATA_DIR
     results_dir: str = "results"
     cache_dir: str = ""  # fine-tuned teachers; default $KDBENCH_CACHE_DIR or ~/.cache/kdbench
+    cache_max_gb: float = 0.0  # bound on the cache's size on disk: evict least recently used entries; 0 = none
     device: str = "auto"  # auto | cpu | cuda
     dry_run: bool = False  # print the resolved config and exit
     nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
@@ -160,6 +161,8 @@ class RunConfig:
             raise KdbenchError(f"eval_every must be >= 0 (0: ten validation points per run), got {self.eval_every}")
         if self.checkpoint_every < 0:
             raise KdbenchError(f"checkpoint_every must be >= 0 (0: only after the last step), got {self.checkpoint_every}")
+        if self.cache_max_gb < 0:
+            raise KdbenchError(f"cache_max_gb must be >= 0 (0: no bound), got {self.cache_max_gb}")
         from kdbench.models.placement import PLACEMENTS, parse_max_memory
 
         if self.teacher_placement not in PLACEMENTS:

@@ -20,6 +20,7 @@ import torch
 
 from kdbench import teacher as teacher_cache
 from kdbench import teacher_outputs
+from kdbench.cache_entries import GB, hold, prune
 from kdbench.models.placement import place_teacher
 from kdbench.checkpoint import Checkpointer
 from kdbench.convergence import judge
@@ -141,6 +142,7 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
         loaded[weights_key] = (model, train_meta)
     parts = teacher_cache.key_parts(cfg, identity, data)
     path = teacher_cache.scores_file(cache_dir, data.name, parts)
+    hold(path)
     entry = teacher_cache.load_scores(path)
     cached = entry is not None
     if not cached:
@@ -168,6 +170,7 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
             "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None}
     parts = teacher_cache.weights_key_parts(cfg, identity, data)
     path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
+    hold(path)
     # Concurrent runs fine-tune the teacher once. The processes of one distributed run fine-tune it together
     # (a lock would leave the others out of the collective step), and only the main process saves it.
     lock = file_lock(path.with_name(f".{path.name}.lock"), log) if accelerator.num_processes == 1 else contextlib.nullcontext()
@@ -259,6 +262,7 @@ def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, stude
                                       kind, k, temperature, hidden_layers, attention_layers)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
+    hold(folder)
     features = loader.dataset.features
     lengths = tuple(len(f["input_ids"]) for f in features)
     if kind == "tokens":
@@ -509,6 +513,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     record["run_id"], path = reserve_record_path(folder, cfg.method, record["config"])
     if main:
         mark_stale(folder, record["run_id"], log)
+        _bound_cache(cfg, log)  # room first for the entries this run may build
     state = _Run(cfg, suite, METHODS.get(cfg.method), accelerator, tokenizer, data_root,
                  {} if teachers is None else teachers, log, record, path, contextlib.ExitStack())
     try:
@@ -525,7 +530,15 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
         state.held.close()
         if scratch is not None:
             scratch.cleanup()
+    if main:
+        _bound_cache(cfg, log)  # and again for what it built
     return path if main else None
+
+
+def _bound_cache(cfg: RunConfig, log) -> None:
+    if cfg.cache_max_gb:
+        cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+        prune(cache_dir, int(cfg.cache_max_gb * GB), log)
 
 
 def _keep_or_remove(record: dict, path: Path, created: list, error: BaseException) -> None:

@@ -29,7 +29,7 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
 
 # Where a run writes and how it checkpoints do not change its numbers: two configs that differ only here
 # are the same experiment (a sweep skips the cell; a checkpoint resumes across them).
-OPERATIONAL_KEYS = ("results_dir", "cache_dir", "dry_run", "resume", "checkpoint_every")
+OPERATIONAL_KEYS = ("results_dir", "cache_dir", "cache_max_gb", "dry_run", "resume", "checkpoint_every")
 
 
 def config_hash(config: dict) -> str:

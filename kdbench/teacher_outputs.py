@@ -365,6 +365,9 @@ def open_entry(folder: Path, parts: dict, layout: Layout, log=print) -> tuple[Te
             if manifest is None:
                 if problem:
                     log(f"teacher-output cache {folder} is damaged ({problem}): creating it anew")
+                full = sum(np.dtype(d).itemsize * int(np.prod(shape)) for d, shape in layout.arrays().values())
+                log(f"creating teacher-output cache {folder}: up to {full / 1024 ** 3:.2f} GB on disk once all"
+                    f" {len(layout.lengths)} training examples are drawn (sparse files: it grows as they are)")
                 _create(folder, parts, layout)
                 manifest, problem = check(folder, layout)
                 assert manifest is not None, problem

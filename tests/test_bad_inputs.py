@@ -153,6 +153,8 @@ CASES = [
     ("suite name escaping results_dir", cli("run", "suite=../../etc/passwd"), "not a plain name"),
     ("leaderboard suite escaping results_dir", cli("leaderboard", "suite=../outside"), "not a plain name"),
     ("negative checkpoint_every", cli("run", "checkpoint_every=-1"), "checkpoint_every must be >= 0"),
+    ("negative cache bound", cli("run", "cache_max_gb=-1"), "cache_max_gb must be >= 0"),
+    ("cache bound not a number", cli("run", "cache_max_gb=lots"), "cache_max_gb"),
     ("unknown teacher placement", cli("run", "teacher_placement=everywhere"), "unknown teacher_placement"),
     ("malformed teacher_max_memory", cli("run", "teacher_max_memory=gpu0:3GiB"), "DEVICE=SIZE"),
     ("leaderboard with no records", empty_results, "no complete result records"),

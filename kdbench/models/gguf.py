@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from kdbench.cache_entries import hold
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.files import file_sha256, replace_folder
@@ -45,6 +46,7 @@ def converted_folder(name: str, gguf_path: Path, cache_dir: Path) -> Path:
         raise KdbenchError(f"{gguf_path} is missing; reinstall the package that carries it")
     sha = file_sha256(gguf_path)
     target = cache_dir / "converted" / f"{name}-{conversion_key(sha)}"
+    hold(target)  # read while the model loads: never evicted meanwhile (kdbench.cache_entries)
     if (target / "kdbench_source.json").is_file():
         return target
     with file_lock(target.with_name(f".{target.name}.lock")):  # one process converts, the others wait
