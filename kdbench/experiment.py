@@ -195,15 +195,22 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
                                 cfg.teacher_train.seed, cfg.data.padding_side)
     none = METHODS.get("none")
     params = none.make_params({})
-    stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
-                  regression=data.regression, desc=f"teacher {data.name}",
-                  validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
+    # Checkpointed like a student's training: a fine-tuning killed midway resumes where it stopped. The
+    # folder is keyed by the teacher's weights key; the caller holds the teacher's lock, this its own.
+    checkpoint = Checkpointer(path.parent.parent / "checkpoints" / f"teacher-{path.name}", cfg.checkpoint_every,
+                              cfg.resume)
+    with file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log) \
+            if accelerator.is_main_process else contextlib.nullcontext():
+        stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
+                      regression=data.regression, desc=f"teacher {data.name}", checkpoint=checkpoint, log=log,
+                      validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
     model = accelerator.unwrap_model(model)
     meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve,
             "curve": curve_entry(stats.curve)}
     if accelerator.is_main_process:
         teacher_cache.save(path, model.cpu(), meta)
         log(f"[{data.name}] fine-tuned teacher cached in {path}")
+        checkpoint.clear()  # the cached teacher holds everything now
     accelerator.wait_for_everyone()
     return model, {k: meta[k] for k in TEACHER_META}
 

@@ -167,3 +167,26 @@ def test_loading_never_unpickles_an_object(tmp_path):
 def test_checkpoint_every_must_not_be_negative(capsys):
     assert main(["run", "suite=glue_enc_tiny", "checkpoint_every=-1", "dry_run=true"]) == 2
     assert "checkpoint_every must be >= 0" in capsys.readouterr().err
+
+
+def test_a_killed_teacher_fine_tuning_resumes_to_the_same_teacher(tmp_path, data_root, capsys):
+    def args(cache):
+        return ["suite=glue_enc_tiny", "method=none", "train.max_steps=1", "teacher_train.max_steps=10",
+                "checkpoint_every=1", "data.max_eval_examples=16", f"data_dir={data_root}",
+                f"results_dir={tmp_path / 'r'}", f"cache_dir={cache}"]
+
+    def teacher_files(cache):
+        (entry,) = (cache / "teachers").glob("sst2-*")
+        return json.loads((entry / "meta.json").read_text())["files"]
+
+    assert main(["run", *args(tmp_path / "uninterrupted")]) == 0
+    cache = tmp_path / "killed"
+    code, _ = _stop_at(_start(args(cache)), cache, 4, signal.SIGKILL)
+    assert code == -signal.SIGKILL and not list(cache.glob("teachers/sst2-*"))  # killed while fine-tuning
+    stopped = _state_step(cache)
+    capsys.readouterr()
+    assert main(["run", *args(cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming teacher sst2 from the checkpoint at step {stopped}" in out and "marked interrupted" in out
+    assert teacher_files(cache) == teacher_files(tmp_path / "uninterrupted")  # same weights, byte for byte
+    assert not list((cache / "checkpoints").glob("teacher-*/state.pt"))  # cleared once the teacher is cached
