@@ -83,10 +83,8 @@ def _cmd_run(args: list[str]) -> int:
     cfg = resolve(parse_overrides(args))
     tasks = validate(cfg)
     if cfg.dry_run:
-        from kdbench.config import load_suite_file
-
         print(json.dumps({**cfg.to_dict(), "tasks": tasks}, indent=2))
-        family = load_suite_file(cfg.suite).get("family")
+        family = cfg.suite_info.family
         if family:
             from kdbench.dryrun import dry_check
 

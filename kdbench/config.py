@@ -123,6 +123,31 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class SuiteInfo:
+    """What a suite file says about itself, beside the run keys it sets: read once, with the config."""
+
+    name: str
+    kind: str  # the suite class it names (`kdbench ls suites`)
+    version: str = "0"
+    description: str = ""
+    family: str = ""
+    reference: str = ""
+    budget_bound: str | None = None
+    tasks: tuple = ()
+
+    @classmethod
+    def of(cls, name: str, suite_file: dict) -> "SuiteInfo":
+        return cls(name, str(suite_file.get("kind", name)), str(suite_file.get("version", "0")),
+                   suite_file.get("description", ""), suite_file.get("family", "") or "",
+                   suite_file.get("reference", "") or "", suite_file.get("budget_bound"),
+                   tuple(suite_file.get("tasks", ())))
+
+    @classmethod
+    def load(cls, name: str) -> "SuiteInfo":
+        return cls.of(name, load_suite_file(name))
+
+
+@dataclass(frozen=True)
 class RunConfig:
     suite: str = "glue"  # suites/<suite>.toml
     method: str = "none"  # kdbench ls methods
@@ -149,6 +174,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     method_params: Any = None  # the method's params dataclass, set from `method.<param>=`
+    # the suite file's own fields (kind, version, ...), kept so that nothing parses the TOML again; not a
+    # key a user sets, and not part of to_dict (the record states them on its own)
+    suite_info: SuiteInfo | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -172,14 +200,15 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         """The fully resolved config as plain JSON data (method params under `method_params`)."""
-        out = dataclasses.asdict(dataclasses.replace(self, method_params=None))
+        out = dataclasses.asdict(dataclasses.replace(self, method_params=None, suite_info=None))
+        del out["suite_info"]
         out["tasks"] = list(self.tasks)
         out["method_params"] = dataclasses.asdict(self.method_params) if self.method_params is not None else {}
         return out
 
 
 SECTIONS = {"train": TrainConfig, "teacher_train": TeacherTrainConfig, "data": DataConfig, "eval": EvalConfig}
-TOP_LEVEL = {f.name for f in dataclasses.fields(RunConfig)} - set(SECTIONS) - {"method_params"}
+TOP_LEVEL = {f.name for f in dataclasses.fields(RunConfig)} - set(SECTIONS) - {"method_params", "suite_info"}
 
 
 def suites_dir() -> Path:
@@ -322,7 +351,7 @@ def resolve(overrides: dict[str, str], environ: dict[str, str] | None = None) ->
     merged.update(overrides)
     merged["suite"] = suite_name
     merged["method"] = method_name
-    return build(merged, method_name, suite_name)
+    return dataclasses.replace(build(merged, method_name, suite_name), suite_info=SuiteInfo.of(suite_name, suite_file))
 
 
 def build(values: dict[str, Any], method_name: str, suite_name: str) -> RunConfig:

@@ -24,7 +24,7 @@ from kdbench.cache_entries import GB, hold, prune
 from kdbench.models.placement import place_teacher
 from kdbench.checkpoint import Checkpointer
 from kdbench.convergence import judge
-from kdbench.config import RunConfig, load_suite_file
+from kdbench.config import RunConfig, SuiteInfo
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.methods.base import Method
@@ -48,18 +48,18 @@ from kdbench.validation import loss_and_outputs
 def suite_of(cfg: RunConfig):
     import kdbench.suites  # noqa: F401  (registers the suites)
 
-    suite_file = load_suite_file(cfg.suite)
-    suite = SUITES.get(suite_file.get("kind", cfg.suite))()
+    info = cfg.suite_info or SuiteInfo.load(cfg.suite)  # a RunConfig built by hand carries none
+    suite = SUITES.get(info.kind)()
     if hasattr(suite, "configure"):  # suites with options of their own check them here, before any model loads
         suite.configure(cfg)
     elif cfg.data.verbalizer:
         raise KdbenchError(f"data.verbalizer sets label words of the causal-LM GLUE form (suite=glue); suite"
                            f" {cfg.suite!r} has none")
-    return suite, suite_file
+    return suite, info
 
 
-def tasks_of(cfg: RunConfig, suite, suite_file: dict) -> list[str]:
-    tasks = list(cfg.tasks) or list(suite_file.get("tasks", []))
+def tasks_of(cfg: RunConfig, suite, info: SuiteInfo) -> list[str]:
+    tasks = list(cfg.tasks) or list(info.tasks)
     if not tasks:
         raise KdbenchError(f"suite {cfg.suite!r} names no default tasks; pass tasks=[...]")
     suite.check_tasks(tasks)
@@ -77,8 +77,8 @@ def data_root_of(cfg: RunConfig) -> Path | None:
 
 def validate(cfg: RunConfig) -> list[str]:
     """Everything that can be checked without loading a model; returns the task list."""
-    suite, suite_file = suite_of(cfg)
-    tasks = tasks_of(cfg, suite, suite_file)
+    suite, info = suite_of(cfg)
+    tasks = tasks_of(cfg, suite, info)
     data_root_of(cfg)
     if not cfg.teacher or not cfg.student:
         raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
@@ -365,7 +365,7 @@ def _fmt(scores: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
-def _new_record(cfg: RunConfig, suite_file: dict, accelerator) -> dict:
+def _new_record(cfg: RunConfig, info: SuiteInfo, accelerator) -> dict:
     """A record with status "running" and everything known before the first task."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -373,9 +373,9 @@ def _new_record(cfg: RunConfig, suite_file: dict, accelerator) -> dict:
         "status": "running",
         "writer": writer(),  # so that a later run can tell a killed run's record from a live one (kdbench.stale)
         "suite": cfg.suite,
-        "suite_version": str(suite_file.get("version", "0")),
+        "suite_version": info.version,
         # a suite whose students cannot plateau on 2 CPU cores says so, and what budget they would need
-        "budget_bound": suite_file.get("budget_bound"),
+        "budget_bound": info.budget_bound,
         "method": cfg.method,
         "method_params": dataclasses.asdict(cfg.method_params),
         "teacher": model_identity(cfg.teacher, cfg.cache_dir or None),
@@ -507,9 +507,9 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     so that the teacher is loaded (or fine-tuned) once.
     """
     tasks = validate(cfg)
-    suite, suite_file = suite_of(cfg)
+    suite, info = suite_of(cfg)
     accelerator = make_accelerator(cfg.device)
-    record = _new_record(cfg, suite_file, accelerator)
+    record = _new_record(cfg, info, accelerator)
     main = accelerator.is_main_process
     # The other processes of a distributed run compute the same record; theirs go to a scratch folder.
     scratch = None if main else tempfile.TemporaryDirectory(prefix=f"kdbench-rank{accelerator.process_index}-")

@@ -66,3 +66,18 @@ def test_override_syntax():
 def test_resolved_config_is_plain_data():
     d = resolve({"method": "rlkd"}, environ={}).to_dict()
     assert d["method_params"]["k"] == 5 and d["train"]["max_steps"] == 800 and isinstance(d["tasks"], list)
+
+
+def test_the_suite_file_is_read_once_and_travels_with_the_config(monkeypatch):
+    import kdbench.config as config
+    from kdbench.experiment import suite_of, validate
+
+    reads = []
+    real = config.load_suite_file
+    monkeypatch.setattr(config, "load_suite_file", lambda name: reads.append(name) or real(name))
+    cfg = resolve({"suite": "char_tiny", "method": "kd"}, environ={})
+    assert reads == ["char_tiny"] and cfg.suite_info.kind == "char" and cfg.suite_info.tasks == ("shakespeare",)
+    suite_of(cfg)
+    validate(cfg)
+    assert reads == ["char_tiny"]  # the run reads the info the config carries
+    assert "suite_info" not in cfg.to_dict()  # not a key: the config hash and the record's config are unchanged

@@ -161,8 +161,8 @@ def test_every_method_runs_the_causal_lm_form_end_to_end(tmp_path, data_root, ca
 
 def test_the_flagship_command_runs_the_causal_lm_form():
     cfg = resolve({"suite": "glue", "method": "rlkd"})
-    suite, suite_file = suite_of(cfg)
-    assert isinstance(suite, GlueLMSuite) and suite_file["kind"] == "glue_lm"
+    suite, info = suite_of(cfg)
+    assert isinstance(suite, GlueLMSuite) and info.kind == "glue_lm" and info.version == cfg.suite_info.version
     assert cfg.teacher == "smollm2-135m" and cfg.method_params.k == 5
 
 
