@@ -50,6 +50,8 @@ run keys (defaults from suites/<suite>.toml, then the code):
   data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
   results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
   cache_max_gb=N        bound the cache: evict least recently used entries before and after the run (0 = none)
+  include=[my_method.py]  plug-in files defining methods/suites/metrics (any command; also the entry-point
+                        group kdbench.plugins of installed packages)
   data.max_train_examples=N  data.max_eval_examples=N  data.padding_side=right|left  eval.batch_size=N
   eval.window=512 eval.stride=256 eval.max_tokens=N  (perplexity sliding window)
   device=auto|cpu|cuda  dry_run=true
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")
+        from kdbench.plugins import load, split_include
+
+        files, args = split_include(args)
+        load(files)  # before any config is read: a plug-in's methods and suites are then built-ins
         if command in ("run", "sweep", "calibrate", "study"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
             with handle_stop_signals():
                 return handlers[command](args)

@@ -37,6 +37,7 @@ from kdbench.models.load import (
     load_tokenizer,
     model_identity,
 )
+from kdbench.plugins import provenance
 from kdbench.registry import METHODS, SUITES
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
@@ -372,6 +373,7 @@ def _new_record(cfg: RunConfig, info: SuiteInfo, accelerator) -> dict:
         "run_id": None,  # set when the record's file is reserved, just before the first task
         "status": "running",
         "writer": writer(),  # so that a later run can tell a killed run's record from a live one (kdbench.stale)
+        "plugins": provenance(),  # the plug-in files (and installed plug-ins) imported, with their sha256
         "suite": cfg.suite,
         "suite_version": info.version,
         # a suite whose students cannot plateau on 2 CPU cores says so, and what budget they would need

@@ -78,7 +78,8 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
         return frozenset(needs(p) if callable(needs) else needs)
 
     def deco(fn):
-        METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or (fn.__doc__ or "").strip().splitlines()[0],
+        first_doc_line = next(iter((fn.__doc__ or "").strip().splitlines()), "")
+        METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or first_doc_line,
                                  sparse_teacher or (lambda p: False), cached_features, check_outputs))
         return fn
 
