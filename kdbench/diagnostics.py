@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdbench.losses import forward_kl
 from kdbench.metric_specs import DIAGNOSTIC_K
 from kdbench.models.placement import to_device
 
@@ -31,8 +32,8 @@ def topk_agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k
 
 
 def kl_per_position(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    t = F.log_softmax(teacher_logits.float(), -1)
-    return (t.exp() * (t - F.log_softmax(student_logits.float(), -1))).sum(-1)
+    """KL(p_teacher ‖ q_student) at T = 1 per position: `kdbench.losses.forward_kl`, unreduced."""
+    return forward_kl(student_logits, teacher_logits, reduction="none")
 
 
 def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> float:

@@ -1,4 +1,4 @@
-"""fused_forward_kl (the kd method's fkl path) equals forward_kl in value and gradient."""
+"""The chunked forward KL (forward_kl's mean, every method's fkl) equals the autograd formula in value and gradient."""
 
 import math
 
@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from kdbench.losses import forward_kl
+from kdbench.losses._reduce import reduce_positions
 from kdbench.losses.fused_kl import fused_forward_kl
+
+
+def _formula(s, t, mask, temperature):
+    """The autograd formula: forward_kl per position (its unreduced path), then the masked mean."""
+    return reduce_positions(forward_kl(s, t, None, temperature, reduction="none"), mask, "mean")
 
 
 def _pair(shape, seed=0):
@@ -20,7 +26,7 @@ def test_value_and_gradient_equal_the_autograd_reference(shape, chunk, temperatu
     s, t = _pair(shape)
     mask = torch.rand(shape[:-1], generator=torch.Generator().manual_seed(1)) > 0.3
     s1, s2 = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
-    ref = forward_kl(s1, t, mask, temperature)
+    ref = _formula(s1, t, mask, temperature)
     out = fused_forward_kl(s2, t, mask, temperature, chunk=chunk)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     (3.0 * ref).backward()
@@ -59,9 +65,20 @@ def test_no_gradient_reaches_the_teacher_and_zero_teacher_probabilities_are_fini
     t_inf[:, :4] = -math.inf  # p = 0 on part of the vocabulary
     s = s.requires_grad_(True)
     out = fused_forward_kl(s, t_inf)
-    ref = forward_kl(s, t_inf)
+    ref = _formula(s, t_inf, None, 1.0)
     torch.testing.assert_close(out, ref)
     out.backward()
     assert torch.isfinite(s.grad).all()
     fused_forward_kl(s, t).backward()
     assert t.grad is None
+
+
+def test_forward_kl_mean_is_the_chunked_path():
+    s, t = _pair((3, 5, 40))
+    s1, s2 = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    mask = torch.tensor([[1, 1, 0, 1, 0]] * 3).bool()
+    out, ref = forward_kl(s1, t, mask, 2.0), _formula(s2, t, mask, 2.0)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    out.backward()
+    ref.backward()
+    torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-5, atol=1e-7)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from kdbench.errors import KdbenchError
 from kdbench.losses import DIVERGENCES
 from kdbench.losses.chunked import sparse_forward_kl
-from kdbench.losses.fused_kl import fused_forward_kl
 from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.registry import did_you_mean
 
@@ -62,8 +61,6 @@ def kd_loss(step: Step, params: KDParams, state=None):
     t = step.teacher.logits
     if step.regression:
         soft = output_mse(s, t)
-    elif params.divergence == "fkl":  # the same value and gradient as forward_kl, a third of its time
-        soft = params.temperature**2 * fused_forward_kl(s, t, step.position_mask, params.temperature)
     else:
         soft = params.temperature**2 * divergence(
             params.divergence, s, t, step.position_mask, params.temperature, params.beta, params.skew

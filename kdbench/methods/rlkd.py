@@ -33,7 +33,6 @@ import torch
 from kdbench.errors import KdbenchError
 from kdbench.losses import rank_loss, topk_overlap
 from kdbench.losses._reduce import reduce_positions
-from kdbench.losses.fused_kl import fused_forward_kl
 from kdbench.losses.ranking import UNIONS
 from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.methods.kd import check_divergence, divergence
@@ -94,15 +93,13 @@ def rlkd_loss(step: Step, params: RLKDParams, state=None):
     else:
         k = min(params.k, vocab)
         rank = rank_loss(s, t, mask, k=k, union=params.union, strength=params.strength)
-        if params.logits_loss == "fkl" and not params.dynamic:  # forward_kl's value and gradient, faster
-            logits = fused_forward_kl(s, t, mask, params.temperature)
-        else:
+        if not params.dynamic:
+            logits = divergence(params.logits_loss, s, t, mask, params.temperature, params.beta, params.skew)
+        else:  # App. D: each position's divergence weighted by the top-k overlap
             per_pos = divergence(
                 params.logits_loss, s, t, None, params.temperature, params.beta, params.skew, reduction="none"
             )
-            if params.dynamic:
-                per_pos = per_pos * topk_overlap(s, t, k)
-            logits = reduce_positions(per_pos, mask, "mean")
+            logits = reduce_positions(per_pos * topk_overlap(s, t, k), mask, "mean")
         if not torch.isfinite(rank):
             rank, nonfinite = s.new_zeros(()), 1.0
     loss = params.w_rank * rank + params.w_logits * logits
