@@ -19,5 +19,6 @@ def test_duplicates_raise_and_unknown_names_suggest():
 def test_every_registered_method_has_its_own_test_file():
     tests = Path(__file__).parent / "methods"
     assert {"none", "kd", "rlkd", "fakd"} <= set(METHODS.names())
-    for name in METHODS.names():
+    # the package's own methods; a plug-in another test loaded into this process tests itself elsewhere
+    for name in [n for n, m in METHODS if m.loss.__module__.startswith("kdbench.methods.")]:
         assert (tests / f"test_{name}.py").is_file(), f"method {name} has no tests/methods/test_{name}.py"
