@@ -46,6 +46,11 @@ from kdbench.stale import mark_stale, writer
 from kdbench.validation import loss_and_outputs
 
 
+def cache_root(cfg: RunConfig) -> Path:
+    """The cache dir this run reads and writes: `cache_dir=`, else $KDBENCH_CACHE_DIR or ~/.cache/kdbench."""
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
 def suite_of(cfg: RunConfig):
     import kdbench.suites  # noqa: F401  (registers the suites)
 
@@ -130,7 +135,7 @@ def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
     Returns (model, meta); meta holds the scores, the key parts and whether each came from the cache.
     """
     identity = model_identity(cfg.teacher, cfg.cache_dir or None)
-    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    cache_dir = cache_root(cfg)
     start = time.perf_counter()
     weights_key = teacher_cache.teacher_key(teacher_cache.weights_key_parts(cfg, identity, data))
     if weights_key in loaded:  # a sweep's later cells reuse the teacher already in memory
@@ -198,7 +203,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     params = none.make_params({})
     # Checkpointed like a student's training: a fine-tuning killed midway resumes where it stopped. The
     # folder is keyed by the teacher's weights key; the caller holds the teacher's lock, this its own.
-    checkpoint = Checkpointer(path.parent.parent / "checkpoints" / f"teacher-{path.name}", cfg.checkpoint_every,
+    checkpoint = Checkpointer(cache_root(cfg) / "checkpoints" / f"teacher-{path.name}", cfg.checkpoint_every,
                               cfg.resume)
     with file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log) \
             if accelerator.is_main_process else contextlib.nullcontext():
@@ -219,7 +224,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
 def checkpointer(cfg: RunConfig, data, record_path: Path) -> Checkpointer:
     """The checkpoint folder of this config's training on this task's data (see kdbench.checkpoint)."""
     key = config_hash({**cfg.to_dict(), "task": data.name, "training": list(_training_key(data))})[:16]
-    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    cache_dir = cache_root(cfg)
     return Checkpointer(cache_dir / "checkpoints" / f"{cfg.suite}-{cfg.method}-{data.name}-{key}",
                         cfg.checkpoint_every, cfg.resume, str(record_path))
 
@@ -268,7 +273,7 @@ def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, stude
     k = min(cfg.teacher_cache_k, len(tokenizer))
     parts = teacher_outputs.key_parts(teacher_cache.weights_key_parts(cfg, identity, data), tokenizer, data, cfg,
                                       kind, k, temperature, hidden_layers, attention_layers)
-    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    cache_dir = cache_root(cfg)
     folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
     hold(folder)
     features = loader.dataset.features
@@ -546,8 +551,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
 
 def _bound_cache(cfg: RunConfig, log) -> None:
     if cfg.cache_max_gb:
-        cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-        prune(cache_dir, int(cfg.cache_max_gb * GB), log)
+        prune(cache_root(cfg), int(cfg.cache_max_gb * GB), log)
 
 
 def _keep_or_remove(record: dict, path: Path, created: list, error: BaseException) -> None:
