@@ -106,7 +106,8 @@ def _pair(kind: str):
 def _stepper(method_name: str, teacher, student, batch, params: dict | None = None):
     import kdbench.methods  # noqa: F401
     from kdbench.registry import METHODS
-    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags, teacher_forward
+    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags
+    from kdbench.teacher.outputs import TeacherOut
 
     method = METHODS.get(method_name)
     p = method.make_params(params or {})
@@ -117,7 +118,7 @@ def _stepper(method_name: str, teacher, student, batch, params: dict | None = No
         teacher_out = None
         if needs:
             with torch.no_grad(), _autocast():
-                teacher_out = teacher_forward(teacher, batch, needs)
+                teacher_out = TeacherOut.of(teacher(**model_inputs(batch), **output_flags(needs)), batch)
         with _autocast():
             out = student(**model_inputs(batch), **output_flags(needs))
             loss, _ = method.loss(make_step(out, teacher_out, batch, False), p, None)

@@ -124,14 +124,16 @@ class Setup:
 def runner_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> float:
     from kdbench.config import TrainConfig
     from kdbench.runner import train
+    from kdbench.teacher.source import LiveTeacher
 
     batch, length = shape
     rate = 0.0
     for n in (warmup, steps):  # a warm-up run on one student, then the measured run on a fresh one
         student, state = setup.student()
         cfg = TrainConfig(max_steps=n, batch_size=batch, lr=1e-5, max_length=length, log_every=10**9)
+        live = LiveTeacher(setup.teacher, setup.needs, accelerator) if setup.needs else None
         stats = train(student, setup.loss(state), loader_for(kind, batch, length, n), cfg, accelerator,
-                      teacher=setup.teacher if setup.needs else None, needs=setup.needs, extra=state,
+                      teacher=live, needs=setup.needs, extra=state,
                       desc=f"{setup.method.name} {kind}")
         rate = stats.tokens_per_second
         del student, state
@@ -140,7 +142,8 @@ def runner_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> float:
 
 def bare_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> tuple[float, float, str]:
     """(tokens/s from the median step, median step seconds, the student's attention implementation)."""
-    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags, teacher_forward
+    from kdbench.runner import make_optimizer, make_step, model_inputs, output_flags
+    from kdbench.teacher.source import LiveTeacher
 
     teacher, needs, method, p = setup.teacher, setup.needs, setup.method, setup.params
     batch, length = shape
@@ -156,12 +159,10 @@ def bare_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> tuple[fl
     loader = loader_for(kind, batch, length, 1)
     data = {k: v.to(accelerator.device) for k, v in next(iter(loader)).items()}
     cuda = accelerator.device.type == "cuda"
+    live = LiveTeacher(teacher, needs, accelerator) if needs else None
 
     def step():
-        teacher_out = None
-        if needs:
-            with torch.no_grad(), accelerator.autocast():
-                teacher_out = teacher_forward(teacher, data, needs)
+        teacher_out = live.outputs(data) if live is not None else None
         with accelerator.autocast():
             out = student(**model_inputs(data), **output_flags(needs))
             loss, _ = method.loss(make_step(out, teacher_out, data, False), p, state)

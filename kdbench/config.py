@@ -165,7 +165,7 @@ class RunConfig:
     checkpoint_every: int = 100  # training steps between checkpoints (also after the last step and on SIGTERM/SIGINT)
     eval_every: int = 0  # steps between validation points of the learning curve; 0 = ten per run
     resume: bool = True  # resume an interrupted training from its checkpoint; false: start over
-    teacher_cache: bool = True  # reuse the teacher's cached outputs on the training set (kdbench.teacher_outputs)
+    teacher_cache: bool = True  # reuse the teacher's cached outputs on the training set (kdbench.teacher.cache)
     teacher_cache_k: int = 0  # large-vocabulary causal LMs: 0 = exact (live teacher); k = cache the top-k approximation
     teacher_placement: str = "device"  # device | auto: spread over GPUs, CPU memory, disk (kdbench.models.placement)
     teacher_max_memory: str = ""  # with teacher_placement=auto: "0=30GiB,cpu=100GiB"; empty = what is free

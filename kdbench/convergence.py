@@ -76,3 +76,8 @@ def judge(points: list) -> dict:
 def auto_eval_every(max_steps: int, eval_every: int) -> int:
     """eval_every=0 means ten evaluations per run (at least every step of a run shorter than ten steps)."""
     return eval_every if eval_every > 0 else max(1, max_steps // 10)
+
+
+def curve_entry(curve: list) -> dict:
+    """A curve as the record keeps it: its points and the convergence verdict on them."""
+    return {"points": curve, **judge(curve)}

@@ -21,6 +21,8 @@ from kdbench.data.batching import LMCollator
 from kdbench.errors import KdbenchError
 from kdbench.registry import METHODS
 from kdbench.runner import make_accelerator, make_step, model_inputs, output_flags, train
+from kdbench.teacher.outputs import TeacherOut
+from kdbench.teacher.source import LiveTeacher
 
 VOCAB = 128
 
@@ -56,7 +58,7 @@ def dry_check(cfg: RunConfig, family: str) -> str:
     batch = collate(rows)
     with torch.no_grad():
         out = student(**model_inputs(batch), **output_flags(needs))
-    step = make_step(out, out, batch, False)
+    step = make_step(out, TeacherOut.of(out, batch), batch, False)
     if out.logits.shape != (2, batch["input_ids"].shape[1], VOCAB):
         raise KdbenchError(f"dry run: logits have shape {tuple(out.logits.shape)}")
     if int(step.position_mask.sum()) != 3 + 2:
@@ -65,8 +67,9 @@ def dry_check(cfg: RunConfig, family: str) -> str:
     one = TrainConfig(max_steps=1, batch_size=2, lr=cfg.train.lr, warmup_ratio=0.0, log_every=1,
                       max_length=max(8, cfg.train.max_length))
     loader = DataLoader(rows, batch_size=2, collate_fn=collate)
-    stats = train(student, lambda s: method.loss(s, params, state), loader, one, make_accelerator("cpu"),
-                  teacher=teacher, needs=needs, extra=state)
+    accelerator = make_accelerator("cpu")
+    stats = train(student, lambda s: method.loss(s, params, state), loader, one, accelerator,
+                  teacher=LiveTeacher(teacher, needs, accelerator) if needs else None, needs=needs, extra=state)
     loss = stats.loss_curve[0][1]
     if not torch.isfinite(torch.tensor(loss)):
         raise KdbenchError(f"dry run: the {cfg.method} loss is not finite ({loss})")

@@ -18,37 +18,23 @@ from pathlib import Path
 
 import torch
 
-from kdbench import teacher as teacher_cache
-from kdbench import teacher_outputs
-from kdbench.cache_entries import GB, hold, prune
-from kdbench.models.placement import place_teacher
+from kdbench.cache_entries import GB, prune
 from kdbench.checkpoint import Checkpointer
-from kdbench.convergence import judge
+from kdbench.convergence import curve_entry
 from kdbench.config import RunConfig, SuiteInfo
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.methods.base import Method
-from kdbench.models.load import (
-    count_params,
-    freeze_below_top,
-    default_cache_dir,
-    head_labels,
-    load_config,
-    load_tokenizer,
-    model_identity,
-)
+from kdbench.models.load import cache_root, count_params, head_labels, load_config, load_tokenizer, model_identity
 from kdbench.plugins import provenance
 from kdbench.registry import METHODS, SUITES
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
 from kdbench.stale import mark_stale, writer
-from kdbench.validation import loss_and_outputs
-
-
-def cache_root(cfg: RunConfig) -> Path:
-    """The cache dir this run reads and writes: `cache_dir=`, else $KDBENCH_CACHE_DIR or ~/.cache/kdbench."""
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+from kdbench.teacher.source import CachedTeacher, open_source, output_size
+from kdbench.teacher.weights import format_scores, teacher_for_task
+from kdbench.validation import validator
 
 
 def suite_of(cfg: RunConfig):
@@ -93,14 +79,6 @@ def validate(cfg: RunConfig) -> list[str]:
     return tasks
 
 
-def output_size(task, teacher_config) -> int:
-    """How many outputs the distilled distribution has: a classifier head's labels, else the vocabulary
-    (language modelling, and the causal-LM GLUE form, read at the answer position)."""
-    if task.num_labels and not getattr(task, "answer_position", False):
-        return task.num_labels
-    return teacher_config.vocab_size
-
-
 def preflight(cfg: RunConfig, method: Method, task) -> dict:
     """Refuse an incompatible teacher/student pair from their configs, before any weights load.
 
@@ -129,98 +107,6 @@ def preflight(cfg: RunConfig, method: Method, task) -> dict:
     return method.check_outputs(cfg.method_params, size, task.name, size == t_cfg.vocab_size and not head_labels(t_cfg))
 
 
-def _teacher(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
-    """The teacher for this task: fine-tuned once (or used as given) and scored once, both cached.
-
-    Returns (model, meta); meta holds the scores, the key parts and whether each came from the cache.
-    """
-    identity = model_identity(cfg.teacher, cfg.cache_dir or None)
-    cache_dir = cache_root(cfg)
-    start = time.perf_counter()
-    weights_key = teacher_cache.teacher_key(teacher_cache.weights_key_parts(cfg, identity, data))
-    if weights_key in loaded:  # a sweep's later cells reuse the teacher already in memory
-        model, train_meta = loaded[weights_key]
-        log(f"[{data.name}] teacher reused from memory")
-    else:
-        model, train_meta = _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir)
-        model = place_teacher(model, cfg.teacher_placement, cfg.teacher_max_memory, cache_dir / "offload",
-                              accelerator.device, lambda m: log(f"[{data.name}] {m}"))
-        loaded[weights_key] = (model, train_meta)
-    parts = teacher_cache.key_parts(cfg, identity, data)
-    path = teacher_cache.scores_file(cache_dir, data.name, parts)
-    hold(path)
-    entry = teacher_cache.load_scores(path)
-    cached = entry is not None
-    if not cached:
-        with file_lock(path.with_name(f".{path.name}.lock"), log):  # concurrent runs score the teacher once
-            entry = teacher_cache.load_scores(path)
-            cached = entry is not None
-            if not cached:
-                scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
-                entry = {"key_parts": parts, "metrics": scores}
-                teacher_cache.save_scores(path, entry)
-                log(f"[{data.name}] teacher {_fmt(scores)}, scores cached in {path}")
-    if cached:
-        log(f"[{data.name}] teacher scores from cache {path} ({_fmt(entry['metrics'])})")
-    return model, {**train_meta, **entry, "cached": cached, "seconds": time.perf_counter() - start}
-
-
-TEACHER_META = ("train_seconds", "steps", "loss_curve", "curve")  # what a run's record keeps of the teacher's fine-tuning
-
-
-def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, cache_dir):
-    """The teacher model and its fine-tuning meta; fine-tuned weights are cached (as given: nothing to cache)."""
-    model_cache = cfg.cache_dir or None
-    if cfg.teacher_train.max_steps == 0:
-        return suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache), {
-            "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None}
-    parts = teacher_cache.weights_key_parts(cfg, identity, data)
-    path = teacher_cache.cached_teacher_dir(cache_dir, data.name, parts)
-    hold(path)
-    # Concurrent runs fine-tune the teacher once. The processes of one distributed run fine-tune it together
-    # (a lock would leave the others out of the collective step), and only the main process saves it.
-    lock = file_lock(path.with_name(f".{path.name}.lock"), log) if accelerator.num_processes == 1 else contextlib.nullcontext()
-    with lock:
-        return _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts, path)
-
-
-def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: dict, path: Path):
-    cached = teacher_cache.load_cached(path, log)
-    if cached is not None:
-        model, meta = cached
-        model = getattr(suite, "adapt", lambda m: m)(model)  # e.g. the causal-LM GLUE form's answer position
-        log(f"[{data.name}] fine-tuned teacher from cache {path}")
-        return model, {k: meta.get(k) for k in TEACHER_META}
-    model_cache = cfg.cache_dir or None
-    model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache)
-    if cfg.teacher_train.top_layers:
-        freeze_below_top(model, cfg.teacher_train.top_layers)
-    log(f"[{data.name}] fine-tuning teacher {cfg.teacher} for {cfg.teacher_train.max_steps} steps (cached afterwards)")
-    torch.manual_seed(cfg.teacher_train.seed)
-    loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
-                                cfg.teacher_train.seed, cfg.data.padding_side)
-    none = METHODS.get("none")
-    params = none.make_params({})
-    # Checkpointed like a student's training: a fine-tuning killed midway resumes where it stopped. The
-    # folder is keyed by the teacher's weights key; the caller holds the teacher's lock, this its own.
-    checkpoint = Checkpointer(cache_root(cfg) / "checkpoints" / f"teacher-{path.name}", cfg.checkpoint_every,
-                              cfg.resume)
-    with file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log) \
-            if accelerator.is_main_process else contextlib.nullcontext():
-        stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
-                      regression=data.regression, desc=f"teacher {data.name}", checkpoint=checkpoint, log=log,
-                      validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
-    model = accelerator.unwrap_model(model)
-    meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve,
-            "curve": curve_entry(stats.curve)}
-    if accelerator.is_main_process:
-        teacher_cache.save(path, model.cpu(), meta)
-        log(f"[{data.name}] fine-tuned teacher cached in {path}")
-        checkpoint.clear()  # the cached teacher holds everything now
-    accelerator.wait_for_everyone()
-    return model, {k: meta[k] for k in TEACHER_META}
-
-
 def checkpointer(cfg: RunConfig, data, record_path: Path) -> Checkpointer:
     """The checkpoint folder of this config's training on this task's data (see kdbench.checkpoint)."""
     key = config_hash({**cfg.to_dict(), "task": data.name, "training": list(_training_key(data))})[:16]
@@ -246,54 +132,7 @@ def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
         log(f"{path.name}: marked interrupted (resumed by this run)")
 
 
-def _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, student, loader, identity, log):
-    """The cached teacher outputs for this training set, or (None, why not) when the teacher runs live."""
-    if not needs:
-        return None, {"used": False, "why": "the method needs no teacher"}
-    if not cfg.teacher_cache:
-        return None, {"used": False, "why": "teacher_cache=false"}
-    lm = not data.num_labels
-    hidden_layers, attention_layers = (), ()
-    if needs != {"logits"}:
-        if lm or method.cached_features is None:
-            return None, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are cached"
-                                                " for classifiers only (and for methods that name their layers)"}
-        hidden_layers, attention_layers = method.cached_features(params, student.config, teacher.config)
-    kind, temperature = "logits", 1.0
-    if lm and teacher.config.vocab_size <= teacher_outputs.DENSE_TOKEN_VOCAB:
-        kind = "tokens"  # the full distribution of every token: exact for every method
-    elif lm and cfg.teacher_cache_k == 0:
-        return None, {"used": False, "why": f"exact objective: a {teacher.config.vocab_size}-token vocabulary is not"
-                                            " cached per token (teacher_cache_k=k opts in to the top-k approximation"
-                                            " for kd with divergence=fkl)"}
-    elif lm and not method.sparse_teacher(params):
-        return None, {"used": False, "why": f"{cfg.method} with these params needs the dense LM teacher"}
-    elif lm:
-        kind, temperature = "topk", float(getattr(params, "temperature", 1.0))
-    k = min(cfg.teacher_cache_k, len(tokenizer))
-    parts = teacher_outputs.key_parts(teacher_cache.weights_key_parts(cfg, identity, data), tokenizer, data, cfg,
-                                      kind, k, temperature, hidden_layers, attention_layers)
-    cache_dir = cache_root(cfg)
-    folder = teacher_outputs.entry_folder(cache_dir, data.name, teacher_cache.teacher_key(parts))
-    hold(folder)
-    features = loader.dataset.features
-    lengths = tuple(len(f["input_ids"]) for f in features)
-    if kind == "tokens":
-        layout = teacher_outputs.Layout("tokens", lengths, vocab=teacher.config.vocab_size)
-    elif kind == "topk":
-        layout = teacher_outputs.Layout("topk", lengths, k=k, temperature=temperature)
-    else:
-        layout = teacher_outputs.Layout("logits", lengths,
-                                        classes=output_size(data, teacher.config), hidden_layers=hidden_layers,
-                                        attention_layers=attention_layers, hidden_size=teacher.config.hidden_size,
-                                        heads=teacher.config.num_attention_heads)
-    store, meta = teacher_outputs.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
-    features_meta = {"hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
-    return store, {"used": True, "kind": kind, **({"k": k} if kind == "topk" else {}),
-                   **(features_meta if hidden_layers or attention_layers else {}), **meta}
-
-
-def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None, identity=None):
+def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None):
     """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
     params = cfg.method_params
     needs = method.needs(params)
@@ -310,19 +149,16 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
-    outputs, outputs_meta = _teacher_outputs(cfg, method, params, needs, data, tokenizer, teacher, student, loader,
-                                             identity, log)
+    source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
-                  teacher=teacher if needs else None, needs=needs, extra=state, regression=data.regression,
+                  teacher=source, needs=needs, extra=state, regression=data.regression,
                   desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log,
-                  teacher_outputs=outputs, validate=validator(suite, tokenizer, data, cfg, accelerator.device),
-                  eval_every=cfg.eval_every)
-    if outputs is not None:
-        outputs.close()
-        outputs_meta.update(outputs.meta(), hit=outputs.stats.rows_filled == 0)
-        log(f"[{data.name}] teacher outputs: {outputs.stats.rows_read} examples read from the cache,"
-            f" {outputs.stats.rows_filled} computed and stored ({outputs.stats.fill_seconds:.1f} s)")
+                  validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
+    if isinstance(source, CachedTeacher):
+        outputs_meta.update(source.close())
+        log(f"[{data.name}] teacher outputs: {outputs_meta['rows_read']} examples read from the cache,"
+            f" {outputs_meta['rows_filled']} computed and stored ({outputs_meta['fill_s']:.1f} s)")
     stats.teacher_outputs = outputs_meta
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
@@ -343,32 +179,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
 def _training_key(data) -> tuple:
     """What the student's training depends on beyond the config: the training data and the head."""
     return (data.train.sha256, len(data.train.examples), data.num_labels, getattr(data, "max_blocks", None))
-
-
-def validator(suite, tokenizer, data, cfg, device):
-    """validate(model) → (validation loss, {metric: value}) on the task's held-out slice (kdbench.validation)."""
-    val, order = suite.val_batches(tokenizer, data, cfg)
-    index = torch.tensor(order, dtype=torch.long)
-
-    def validate(model):
-        loss, logits = loss_and_outputs(model, val, device, data.regression)
-        if not logits or not hasattr(suite, "val_metrics"):
-            return loss, {}
-        stacked = torch.cat(logits)
-        unsorted = torch.empty_like(stacked)
-        unsorted[index] = stacked
-        return loss, suite.val_metrics(data, unsorted)
-
-    return validate
-
-
-def curve_entry(curve: list) -> dict:
-    """A curve as the record keeps it: its points and the convergence verdict on them."""
-    return {"points": curve, **judge(curve)}
-
-
-def _fmt(scores: dict) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
 def _new_record(cfg: RunConfig, info: SuiteInfo, accelerator) -> dict:
@@ -438,7 +248,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
                                  "tokenizer": run.tokenizer.name_or_path, "notes": list(getattr(data, "notes", []))}
 
     # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
-    teacher, meta = _teacher(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
+    teacher, meta = teacher_for_task(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
     record["teacher_metrics"][task_name] = meta["metrics"]
     record["timings"]["teacher_s"] += meta["seconds"]
     record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
@@ -472,7 +282,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     record["student_sha256"] = {**record.get("student_sha256", {}), task_name: weights_sha256(student)}
     record["status"] = "complete" if last else "partial"
     write_record(run.path, record)
-    log(f"[{task_name}] {cfg.method}: {_fmt(scores)} (teacher {_fmt(meta['metrics'])})")
+    log(f"[{task_name}] {cfg.method}: {format_scores(scores)} (teacher {format_scores(meta['metrics'])})")
 
 
 def _student_for(run: _Run, task_name: str, data, teacher):
@@ -492,7 +302,7 @@ def _student_for(run: _Run, task_name: str, data, teacher):
         run.held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
         _mark_superseded(checkpoint, record["run_id"], log)
     student, stats = _train_student(run.cfg, run.method, run.suite, data, run.tokenizer, teacher, run.accelerator,
-                                    log, checkpoint, record["teacher"])
+                                    log, checkpoint)
     record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
     if stats.resumed_from:
         record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from

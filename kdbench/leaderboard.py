@@ -51,7 +51,7 @@ N_RESAMPLES = 1000
 
 def teacher_representation(record: dict) -> str:
     """How the record's method saw the teacher: "dense" (the exact distribution, live or cached), or
-    "topk(k)" when it read the cached top-k approximation (kdbench.teacher_outputs)."""
+    "topk(k)" when it read the cached top-k approximation (kdbench.teacher.cache)."""
     for meta in record.get("teacher_outputs", {}).values():
         if meta.get("used") and meta.get("kind") == "topk":
             return f"topk({meta.get('k')})"

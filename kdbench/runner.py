@@ -104,7 +104,7 @@ def model_inputs(batch: dict) -> dict:
 
 
 class _Shifted:
-    """A causal LM's outputs with logits aligned to their targets: position t predicts token t+1."""
+    """A causal LM student's outputs with logits aligned to their targets: position t predicts token t+1."""
 
     def __init__(self, out):
         self.logits = out.logits[:, :-1]
@@ -113,9 +113,10 @@ class _Shifted:
 
 
 def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
-    """The method's view of one batch. Token labels `(B, T)` mean a causal LM: logits are
-    shifted against the labels and the loss covers exactly the positions whose target is
-    not −100 (response tokens, or all tokens of plain text; never padding)."""
+    """The method's view of one batch. Token labels `(B, T)` mean a causal LM: the student's logits are
+    shifted against the labels and the loss covers exactly the positions whose target is not −100
+    (response tokens, or all tokens of plain text; never padding). `teacher_out` (a TeacherOut) comes
+    aligned already (kdbench.teacher.outputs)."""
     labels = batch["labels"]
     if labels.dim() == 1:
         soft = (batch["target_ids"], batch["target_weights"]) if "target_ids" in batch else None
@@ -124,24 +125,11 @@ def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
     # first real token would otherwise be "predicted" from a pad.
     scored = (labels[:, 1:] != -100) & batch["attention_mask"][:, :-1].bool()
     targets = labels[:, 1:].masked_fill(~scored, -100)
-    if teacher_out is not None:  # cached top-k teacher outputs shift themselves
-        teacher_out = teacher_out.shifted() if hasattr(teacher_out, "shifted") else _Shifted(teacher_out)
     return Step(_Shifted(student_out), teacher_out, targets, batch["attention_mask"], scored, regression)
 
 
 def output_flags(needs: frozenset) -> dict:
     return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
-
-
-@torch.no_grad()
-def teacher_forward(teacher, batch: dict, needs: frozenset):
-    """The teacher's outputs for one batch, never tracked by autograd."""
-    return teacher(**model_inputs(batch), **output_flags(needs))
-
-
-def _live_teacher(teacher, batch: dict, needs: frozenset, accelerator):
-    with accelerator.autocast():
-        return teacher_forward(teacher, batch, needs)
 
 
 def _non_finite(what: str, step: int, batch_index: int, value, parts: dict, policy: str) -> str:
@@ -214,7 +202,7 @@ def train(
     cfg: TrainConfig,
     accelerator,
     *,
-    teacher: torch.nn.Module | None = None,
+    teacher=None,
     needs: frozenset = frozenset(),
     extra: torch.nn.Module | None = None,
     regression: bool = False,
@@ -222,7 +210,6 @@ def train(
     nan_policy: str = "stop",
     checkpoint: Checkpointer | None = None,
     log=None,
-    teacher_outputs=None,
     validate: Callable[[torch.nn.Module], tuple[float, dict]] | None = None,
     eval_every: int = 0,
 ) -> TrainStats:
@@ -236,8 +223,8 @@ def train(
     `checkpoint.every` steps and after the last step, and on SIGTERM/SIGINT saves after the current step
     and raises `stop_signals.Interrupted`.
 
-    With `teacher_outputs` (kdbench.teacher_outputs.TeacherOutputs) the teacher's outputs for each batch
-    are read from that cache by example index; `teacher` runs only for examples not cached yet.
+    `teacher` is a kdbench.teacher.source.TeacherSource (live model or output cache; None: the method needs
+    none), asked once per micro-batch; `needs` says which outputs the student returns besides its logits.
 
     With `validate(model)` → (validation loss, {metric: value}), the model is scored before the first step,
     every `eval_every` steps (kdbench.convergence.auto_eval_every) and after the last step, in eval mode
@@ -247,7 +234,7 @@ def train(
     with stop_signals.deferred():
         return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
                       regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log,
-                      teacher_outputs=teacher_outputs, validate=validate, eval_every=eval_every)
+                      validate=validate, eval_every=eval_every)
 
 
 def _validation_point(model, validate, step: int, stats: TrainStats, accelerator) -> None:
@@ -266,7 +253,7 @@ def _validation_point(model, validate, step: int, stats: TrainStats, accelerator
 
 
 def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, regression, desc, nan_policy,
-           checkpoint, log, teacher_outputs, validate=None, eval_every=0) -> TrainStats:
+           checkpoint, log, validate=None, eval_every=0) -> TrainStats:
     from kdbench.convergence import auto_eval_every
 
     from transformers import get_linear_schedule_with_warmup
@@ -283,8 +270,6 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
     if extra is not None:
         extra = accelerator.prepare(extra)
-    if teacher is not None:
-        teacher = to_device(teacher, accelerator.device).eval()
     model.train()
     stats = TrainStats()
     window: list[tuple[float, dict]] = []
@@ -311,14 +296,9 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
                 batch = next(batches)
             batch_index += 1
             teacher_out = None
-            if teacher_outputs is not None or teacher is not None:
+            if teacher is not None:
                 t0 = time.perf_counter()
-                if teacher_outputs is not None:  # unfilled rows run the teacher once and are stored
-                    with record_function("kdbench/teacher_cache_read"):
-                        teacher_out = teacher_outputs.batch(batch, lambda b: _live_teacher(teacher, b, needs, accelerator))
-                else:
-                    with accelerator.autocast(), record_function("kdbench/teacher_forward"):  # bf16 on CUDA
-                        teacher_out = teacher_forward(teacher, batch, needs)
+                teacher_out = teacher.outputs(batch)
                 stats.teacher_seconds += time.perf_counter() - t0
             with accelerator.autocast():
                 with record_function("kdbench/student_forward"):

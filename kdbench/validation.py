@@ -64,3 +64,20 @@ def loss_and_outputs(model, val_batches: list[dict], device, regression: bool) -
         if step.labels.dim() == 1:
             logits.append(step.student.logits.float().cpu())
     return (total / count if count else 0.0), logits
+
+
+def validator(suite, tokenizer, data, cfg, device):
+    """validate(model) → (validation loss, {metric: value}) on the task's held-out slice (kdbench.validation)."""
+    val, order = suite.val_batches(tokenizer, data, cfg)
+    index = torch.tensor(order, dtype=torch.long)
+
+    def validate(model):
+        loss, logits = loss_and_outputs(model, val, device, data.regression)
+        if not logits or not hasattr(suite, "val_metrics"):
+            return loss, {}
+        stacked = torch.cat(logits)
+        unsorted = torch.empty_like(stacked)
+        unsorted[index] = stacked
+        return loss, suite.val_metrics(data, unsorted)
+
+    return validate

@@ -71,7 +71,7 @@ def test_cached_token_logits_give_the_same_student_as_the_live_teacher(tmp_path,
 
 
 def test_the_dense_token_store_round_trips_exactly(tmp_path):
-    from kdbench.teacher_outputs import Layout, open_entry
+    from kdbench.teacher.cache import Layout, open_entry
 
     layout = Layout("tokens", (3, 2), vocab=5)
     store, _ = open_entry(tmp_path / "entry", {"k": 1}, layout, log=lambda m: None)
@@ -80,6 +80,7 @@ def test_the_dense_token_store_round_trips_exactly(tmp_path):
              "attention_mask": torch.tensor([[1, 1, 1, 0], [0, 0, 1, 1]])}
     got = store.batch(batch, lambda b: type("O", (), {"logits": z})())
     mask = batch["attention_mask"].bool()
-    assert torch.equal(got.logits[mask], z[mask]) and torch.equal(got.shifted().logits, got.logits[:, :-1])
+    assert torch.equal(got.logits[mask], z[mask]) \
+        and torch.equal(got.aligned({"labels": torch.zeros(2, 4)}).logits, got.logits[:, :-1])
     again = store.batch(batch, lambda b: pytest.fail("the teacher ran for stored rows"))
     assert torch.equal(again.logits, got.logits)

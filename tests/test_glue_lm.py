@@ -16,6 +16,7 @@ from kdbench.methods.base import Step
 from kdbench.models.load import load_tokenizer
 from kdbench.registry import METHODS
 from kdbench.runner import make_step, model_inputs
+from kdbench.teacher.outputs import TeacherOut
 from kdbench.suites.glue_lm import AnswerLM, GlueLMSuite, two_hot, verbalize
 
 import kdbench.methods  # noqa: F401
@@ -120,7 +121,7 @@ def test_rlkd_rank_term_has_a_live_gradient_on_every_default_task(task, tokenize
 
     def grad_norm(loss_of):
         student.zero_grad()
-        step = make_step(student(**model_inputs(batch)), t_out, batch, data.regression)
+        step = make_step(student(**model_inputs(batch)), TeacherOut.of(t_out, batch), batch, data.regression)
         loss_of(step).backward()
         return torch.sqrt(sum((p.grad ** 2).sum() for p in student.parameters() if p.grad is not None)).item()
 

@@ -8,10 +8,10 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kdbench.cli import main
 from kdbench.data.batching import LMCollator, lm_blocks, prompt_response
-from kdbench.methods.base import Step
 from kdbench.registry import METHODS
 from kdbench.results import REQUIRED
 from kdbench.runner import make_step, model_inputs, output_flags
+from kdbench.teacher.outputs import TeacherOut
 
 import kdbench.methods  # noqa: F401
 
@@ -39,7 +39,7 @@ def method_loss(name, batch, **param_values):
     with torch.no_grad():
         t_out = TEACHER(**model_inputs(batch), **output_flags(needs))
     s_out = STUDENT(**model_inputs(batch), **output_flags(needs))
-    return method.loss(make_step(s_out, t_out, batch, False), params, state)
+    return method.loss(make_step(s_out, TeacherOut.of(t_out, batch), batch, False), params, state)
 
 
 @pytest.mark.parametrize("name,params", [("none", {}), ("kd", {"temperature": 1.0, "alpha": 1.0}),

@@ -1,7 +1,5 @@
 """Soft rank (pure-PyTorch Blondel et al. 2020) and the RLKD rank loss, against hand-worked cases."""
 
-import itertools
-import math
 
 import pytest
 import torch

@@ -10,6 +10,7 @@ from kdbench.config import TrainConfig
 from kdbench.data.batching import Collator
 from kdbench.registry import METHODS
 from kdbench.runner import make_accelerator, train
+from kdbench.teacher.source import LiveTeacher
 
 
 def tiny_bert(seed=0):
@@ -28,8 +29,10 @@ def one_step(batch_size, grad_accum, method="none", teacher=None):
     cfg = TrainConfig(max_steps=1, batch_size=batch_size, grad_accum=grad_accum, lr=1e-2, warmup_ratio=0.0, log_every=1)
     m = METHODS.get(method)
     params = m.make_params({})
-    stats = train(model, lambda step: m.loss(step, params, None), loader, cfg, make_accelerator("cpu"),
-                  teacher=teacher, needs=m.needs(params))
+    accelerator = make_accelerator("cpu")
+    source = LiveTeacher(teacher, m.needs(params), accelerator) if teacher is not None else None
+    stats = train(model, lambda step: m.loss(step, params, None), loader, cfg, accelerator,
+                  teacher=source, needs=m.needs(params))
     return model, stats
 
 

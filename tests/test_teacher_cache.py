@@ -1,11 +1,10 @@
 """The fine-tuned-teacher cache key changes whenever anything that shapes the teacher changes."""
 
-import dataclasses
 from types import SimpleNamespace
 
 import pytest
 
-from kdbench import teacher
+from kdbench.teacher import weights as teacher
 from kdbench.config import resolve
 from kdbench.data.glue_tasks import TASKS
 

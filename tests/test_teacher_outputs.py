@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from kdbench import teacher_outputs
+from kdbench.teacher import cache as teacher_outputs
+from kdbench.teacher.outputs import TeacherOut
 from kdbench.cli import main
 from kdbench.config import resolve
 from kdbench.data.batching import Collator, LMCollator, train_loader
 from kdbench.methods.kd import KDParams, kd_loss
-from kdbench.runner import make_accelerator, make_step, model_inputs
+from kdbench.runner import make_step, model_inputs
 
 VOCAB = 40
 
@@ -65,8 +66,8 @@ def test_sparse_kd_from_the_cache_equals_dense_kd_at_k_equals_v(tmp_path, side):
             with torch.no_grad():
                 live = teacher(**model_inputs(batch))
             cached = store.batch(batch, run_teacher(teacher))
-            sparse, _ = kd_loss(make_step(out, cached, batch, False), params)
-            dense, _ = kd_loss(make_step(out, live, batch, False), params)
+            sparse, _ = kd_loss(make_step(out, cached.aligned(batch), batch, False), params)
+            dense, _ = kd_loss(make_step(out, TeacherOut.of(live, batch), batch, False), params)
             # the only difference: the cache keeps the teacher's logits in fp16 (relative rounding <= 2^-11);
             # sparse_forward_kl itself equals the dense KL at k = V to 1e-5 in fp32 (test_chunked_losses.py)
             torch.testing.assert_close(sparse, dense, rtol=1e-3, atol=1e-6)
@@ -87,9 +88,9 @@ def test_top_k_below_v_keeps_the_exact_top_k_and_the_full_lse(tmp_path):
         logits = teacher(**model_inputs(batch)).logits
     real = batch["attention_mask"].bool()
     top = logits.topk(5, dim=-1)
-    assert torch.equal(cached.topk_indices[real], top.indices[real])
-    torch.testing.assert_close(cached.topk_values[real].float(), top.values[real], rtol=1e-3, atol=1e-3)
-    torch.testing.assert_close(cached.lse[real], torch.logsumexp(logits / 1.5, -1)[real], rtol=1e-5, atol=1e-5)
+    assert torch.equal(cached.topk.indices[real], top.indices[real])
+    torch.testing.assert_close(cached.topk.values[real].float(), top.values[real], rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(cached.topk.lse[real], torch.logsumexp(logits / 1.5, -1)[real], rtol=1e-5, atol=1e-5)
 
 
 def classifier():
@@ -125,8 +126,8 @@ def test_rows_are_filled_when_first_drawn_and_read_afterwards(tmp_path):
     second = open_store(tmp_path, layout)  # another run (method, seed) on the same entry
     out_second = second.batch(batches[0], run_teacher(teacher, calls))
     assert len(calls) == 1 and second.stats.rows_read == 4 and second.stats.rows_filled == 0
-    assert torch.equal(out_first.topk_values, out_second.topk_values)
-    assert torch.equal(out_first.lse, out_second.lse)
+    assert torch.equal(out_first.topk.values, out_second.topk.values)
+    assert torch.equal(out_first.topk.lse, out_second.topk.lse)
     second.batch(batches[1], run_teacher(teacher, calls))
     assert len(calls) == 2 and second.stats.rows_filled == len(batches[1]["example_index"])
 
@@ -155,8 +156,9 @@ def test_a_damaged_row_is_detected_and_recomputed_never_read(tmp_path, kind):
     out = again.batch(batch, run_teacher(teacher, calls))
     assert again.stats.rows_damaged == 1 and again.stats.damaged_examples == [3]
     assert calls == [[0, 1, 2, 3]] and any("does not match its hash" in m for m in messages)
-    for name in ("topk_values", "topk_indices", "lse") if kind == "topk" else ("logits",):
-        assert torch.equal(getattr(out, name), getattr(good, name))  # recomputed, not the flipped bytes
+    for got, expected in ((out.topk.values, good.topk.values), (out.topk.indices, good.topk.indices),
+                          (out.topk.lse, good.topk.lse)) if kind == "topk" else ((out.logits, good.logits),):
+        assert torch.equal(got, expected)  # recomputed, not the flipped bytes
     assert again.stats.rows_filled == 1 and again.stats.rows_read == 3
 
 
@@ -196,7 +198,7 @@ class Tokenizer:
 
 
 def _parts(cfg=None, data=None, kind="topk", k=64, temperature=1.0, weights=None, tokenizer=None):
-    from kdbench.teacher import teacher_key
+    from kdbench.teacher.weights import teacher_key
 
     cfg = cfg or resolve({"suite": "perplexity_tiny"}, environ={})
     data = data or SimpleNamespace(train=SimpleNamespace(sha256="abc", examples=[1, 2]))
@@ -246,12 +248,12 @@ def bert(layers=4, heads=4, seed=0):
 
 
 def test_fakd_features_are_stored_for_the_mapped_layers_only_and_equal_the_live_teacher(tmp_path):
-    from kdbench.methods.fakd import FAKDParams, fakd_cached_layers
+    from kdbench.methods.fakd import FAKDParams, fakd_teacher_layers
 
     teacher, student = bert(layers=4, heads=4), bert(layers=2, heads=2, seed=1)
-    hidden, attention = fakd_cached_layers(FAKDParams(), student.config, teacher.config)
+    hidden, attention = fakd_teacher_layers(FAKDParams(), student.config, teacher.config)
     assert (hidden, attention) == ((0, 2, 4), (1, 3))  # uniform map 1→2, 2→4, plus the embeddings
-    assert fakd_cached_layers(FAKDParams(beta_attn=0), student.config, teacher.config) == ((0, 2, 4), ())
+    assert fakd_teacher_layers(FAKDParams(beta_attn=0), student.config, teacher.config) == ((0, 2, 4), ())
     features = [{"input_ids": [1] + list(range(2, 3 + i % 6)), "labels": i % 2} for i in range(8)]
     layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features), classes=2,
                                     hidden_layers=hidden, attention_layers=attention, hidden_size=16, heads=4)
@@ -285,12 +287,12 @@ def test_fakd_features_are_stored_for_the_mapped_layers_only_and_equal_the_live_
 
 
 def test_fakd_loss_from_cached_features_equals_the_live_loss(tmp_path):
-    from kdbench.methods.fakd import FAKDParams, build_aligner, fakd_cached_layers, fakd_loss
+    from kdbench.methods.fakd import FAKDParams, build_aligner, fakd_teacher_layers, fakd_loss
 
     teacher, student = bert(layers=4, heads=4), bert(layers=2, heads=2, seed=1)
     params = FAKDParams()
     aligner = build_aligner(params, student.config, teacher.config)
-    hidden, attention = fakd_cached_layers(params, student.config, teacher.config)
+    hidden, attention = fakd_teacher_layers(params, student.config, teacher.config)
     features = [{"input_ids": [1] + list(range(2, 3 + i % 6)), "labels": i % 2} for i in range(6)]
     layout = teacher_outputs.Layout("logits", tuple(len(f["input_ids"]) for f in features), classes=2,
                                     hidden_layers=hidden, attention_layers=attention, hidden_size=16, heads=4)
@@ -301,8 +303,8 @@ def test_fakd_loss_from_cached_features_equals_the_live_loss(tmp_path):
         with torch.no_grad():
             ref = teacher(**model_inputs(batch), **flags)
         cached = store.batch(batch, lambda b: teacher(**model_inputs(b), **flags))
-        live_loss, live_parts = fakd_loss(make_step(out, ref, batch, False), params, aligner)
-        cached_loss, cached_parts = fakd_loss(make_step(out, cached, batch, False), params, aligner)
+        live_loss, live_parts = fakd_loss(make_step(out, TeacherOut.of(ref, batch), batch, False), params, aligner)
+        cached_loss, cached_parts = fakd_loss(make_step(out, cached.aligned(batch), batch, False), params, aligner)
         torch.testing.assert_close(cached_loss, live_loss, rtol=1e-3, atol=1e-5)
         assert cached_parts.keys() == live_parts.keys()
         g_cached = torch.autograd.grad(cached_loss, out.logits, retain_graph=True)[0]

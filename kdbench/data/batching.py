@@ -69,7 +69,7 @@ class LengthGroupedBatches(Sampler):
 
 class Indexed(torch.utils.data.Dataset):
     """Training features that yield (index, feature): batches then say which examples they hold, so that
-    cached teacher outputs (kdbench.teacher_outputs) can be looked up by example."""
+    cached teacher outputs (kdbench.teacher.cache) can be looked up by example."""
 
     def __init__(self, features: list[dict]):
         self.features = features

@@ -50,11 +50,11 @@ class Method:
     needs: Callable[[Any], frozenset[str]]
     build_state: Callable[[Any, Any, Any], torch.nn.Module | None] | None = None
     summary: str = ""
-    # whether the loss takes a causal LM teacher as cached top-k logits (kdbench.teacher_outputs.SparseTeacher)
-    sparse_teacher: Callable[[Any], bool] = lambda params: False
-    # classifiers: (hidden-state indices, attention indices) of the teacher that the loss reads, so that the
-    # teacher-output cache stores only those layers; None: the method's hidden states/attentions are not cached
-    cached_features: Callable[[Any, Any, Any], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+    # whether the loss accepts a causal LM teacher given as top-k logits (TeacherOut.topk) instead of dense ones
+    accepts_topk: Callable[[Any], bool] = lambda params: False
+    # (hidden-state indices, attention indices) of the teacher that the loss reads, so that a classifier's
+    # teacher-output cache can keep only those layers; None: the teacher's features run live
+    teacher_layers: Callable[[Any, Any, Any], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
     # (params, number of outputs of the distilled distribution, task name, whether those are a vocabulary) ->
     # what the record should say of the method on this task, or a KdbenchError when it cannot work there
     check_outputs: Callable[[Any, int, str, bool], dict] | None = None
@@ -63,14 +63,16 @@ class Method:
         return self.params(**values)
 
 
-def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", sparse_teacher=None,
-                    cached_features=None, check_outputs=None):
+def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", accepts_topk=None,
+                    teacher_layers=None, check_outputs=None):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
-    `needs` is a set of teacher outputs, or a function of the params returning one. `sparse_teacher(params)`
-    says whether the loss accepts an LM teacher given as cached top-k logits (default: never).
-    `cached_features(params, student_config, teacher_config)` → (hidden-state indices, attention indices)
-    the loss reads from the teacher, for the teacher-output cache (default: features run live).
+    `needs` is a set of teacher outputs, or a function of the params returning one. The loss reads them from
+    `step.teacher` (kdbench.teacher.outputs.TeacherOut). `accepts_topk(params)` says whether the loss also
+    takes an LM teacher given as top-k logits, `step.teacher.topk` (default: never; it then always gets
+    dense logits). `teacher_layers(params, student_config, teacher_config)` → (hidden-state indices,
+    attention indices) the loss reads from the teacher, so that the teacher-output cache can keep just those
+    (default: features run live).
     `check_outputs(params, outputs, task, vocabulary)` → a dict for the record, or KdbenchError before training.
     """
 
@@ -80,7 +82,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     def deco(fn):
         first_doc_line = next(iter((fn.__doc__ or "").strip().splitlines()), "")
         METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or first_doc_line,
-                                 sparse_teacher or (lambda p: False), cached_features, check_outputs))
+                                 accepts_topk or (lambda p: False), teacher_layers, check_outputs))
         return fn
 
     return deco

@@ -80,7 +80,7 @@ def _norm(h: torch.Tensor, on: bool) -> torch.Tensor:
     return F.layer_norm(h, h.shape[-1:]) if on else h
 
 
-def fakd_cached_layers(params: FAKDParams, student_config, teacher_config) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def fakd_teacher_layers(params: FAKDParams, student_config, teacher_config) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The teacher's hidden-state and attention indices that fakd_loss reads: the mapped layers only."""
     pairs = layer_pairs(params.layer_map, student_config.num_hidden_layers, teacher_config.num_hidden_layers)
     hidden = tuple(sorted({ti for _, ti in pairs})) if params.alpha_feat > 0 else ()
@@ -89,7 +89,7 @@ def fakd_cached_layers(params: FAKDParams, student_config, teacher_config) -> tu
 
 
 @register_method("fakd", params=FAKDParams, needs=fakd_needs, build_state=build_aligner,
-                 cached_features=fakd_cached_layers)
+                 teacher_layers=fakd_teacher_layers)
 def fakd_loss(step: Step, params: FAKDParams, aligner: FeatureAligner):
     """Feature alignment: CE + hidden-state MSE + attention KL + output KL."""
     s, t = step.student, step.teacher

@@ -49,13 +49,14 @@ def divergence(name: str, student_logits, teacher_logits, mask, temperature, bet
 
 
 @register_method("kd", params=KDParams, needs=frozenset({"logits"}),
-                 sparse_teacher=lambda p: p.divergence == "fkl")
+                 accepts_topk=lambda p: p.divergence == "fkl")
 def kd_loss(step: Step, params: KDParams, state=None):
     """Hinton KD: α·T²·D(teacher ‖ student at T) + (1−α)·CE."""
     s = step.student.logits
-    if hasattr(step.teacher, "topk_indices"):  # cached top-k teacher (forward KL only): tail as one bucket
-        soft = params.temperature**2 * sparse_forward_kl(s, step.teacher.topk_values, step.teacher.topk_indices,
-                                                         step.teacher.lse, step.position_mask, params.temperature)
+    if step.teacher.topk is not None:  # the top-k teacher (forward KL only): its tail as one bucket
+        top = step.teacher.topk
+        soft = params.temperature**2 * sparse_forward_kl(s, top.values, top.indices, top.lse, step.position_mask,
+                                                         params.temperature)
         hard = supervised_loss(step, s) if params.alpha < 1 else soft.new_zeros(())
         return params.alpha * soft + (1 - params.alpha) * hard, parts_of(kd=soft, ce=hard)
     t = step.teacher.logits

@@ -43,6 +43,11 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kdbench"
 
 
+def cache_root(cfg) -> Path:
+    """The cache dir a run reads and writes: its `cache_dir=`, else default_cache_dir()."""
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
 def resolve_source(name: str, cache_dir: str | Path | None = None) -> tuple[str, Preset | None]:
     """(path or hub id to read weights/config from, preset or None).
 

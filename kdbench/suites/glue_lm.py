@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdbench import metrics
-from kdbench.data.local import Example
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
 from kdbench.registry import SUITES

@@ -3,16 +3,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from kdbench.errors import KdbenchError
 from kdbench.losses import forward_kl, jsd
 from kdbench.methods.base import Step
 from kdbench.methods.kd import KDParams, kd_loss
+from kdbench.teacher.outputs import TeacherOut
 
 
 def step(s, t, labels, regression=False):
-    return Step(SimpleNamespace(logits=s), SimpleNamespace(logits=t), labels, torch.ones(s.shape[0], 4), None, regression)
+    return Step(SimpleNamespace(logits=s), TeacherOut(t), labels, torch.ones(s.shape[0], 4), None, regression)
 
 
 def test_kd_is_alpha_t_squared_kl_plus_ce_hand_case():

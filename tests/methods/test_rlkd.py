@@ -8,10 +8,11 @@ from kdbench.losses import forward_kl, rank_loss, reverse_kl, topk_overlap
 from kdbench.methods import rlkd as rlkd_module
 from kdbench.methods.base import Step
 from kdbench.methods.rlkd import RLKDParams, rlkd_loss
+from kdbench.teacher.outputs import TeacherOut
 
 
 def step(s, t, mask=None, regression=False):
-    return Step(SimpleNamespace(logits=s), SimpleNamespace(logits=t), torch.zeros(s.shape[0], dtype=torch.long),
+    return Step(SimpleNamespace(logits=s), TeacherOut(t), torch.zeros(s.shape[0], dtype=torch.long),
                 torch.ones(s.shape[0], 4), mask, regression)
 
 

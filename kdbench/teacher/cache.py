@@ -29,7 +29,7 @@ a crash between data and hash) is reported and recomputed, never read. A missing
 unreadable manifest is reported and the entry is created anew. Runs in several processes fill disjoint
 rows of one entry (identical rows race harmlessly: each write is re-verified by its hash).
 
-Key (kdbench.teacher.teacher_key of `key_parts`): the fine-tuned teacher's weights key (teacher hash,
+Key (kdbench.teacher.weights.teacher_key of `key_parts`): the fine-tuned teacher's weights key (teacher hash,
 task, training data, fine-tuning budget), the tokenizer, the training data's sha256 and row limit,
 train.max_length, and for LMs k, T and the padding side.
 """
@@ -48,6 +48,7 @@ import torch
 
 from kdbench.files import replace_folder
 from kdbench.locks import file_lock
+from kdbench.teacher.outputs import TeacherOut, TopK
 
 FORMAT = 2
 DENSE_TOKEN_VOCAB = 4096  # causal LMs up to this vocabulary keep full per-token logits (16 KB a token)
@@ -65,45 +66,6 @@ def key_parts(weights_parts: dict, tokenizer, data, cfg, kind: str, k: int, temp
     if kind == "tokens":
         parts.update(padding_side=cfg.data.padding_side)
     return parts
-
-
-@dataclass
-class SparseTeacher:
-    """A batch's teacher as top-k logits: values/indices `(B, T, k)`, lse `(B, T)` at temperature T."""
-
-    topk_values: torch.Tensor
-    topk_indices: torch.Tensor
-    lse: torch.Tensor
-
-    def shifted(self) -> "SparseTeacher":
-        """Aligned to targets like a causal LM's logits: position t predicts token t+1."""
-        return SparseTeacher(self.topk_values[:, :-1], self.topk_indices[:, :-1], self.lse[:, :-1])
-
-
-@dataclass
-class DenseTeacher:
-    logits: torch.Tensor  # (B, C)
-
-
-@dataclass
-class DenseTokenTeacher:
-    """A causal-LM batch's teacher as its full logits `(B, T, V)` (small vocabularies: the char suite), exact."""
-
-    logits: torch.Tensor
-
-    def shifted(self) -> "DenseTokenTeacher":
-        return DenseTokenTeacher(self.logits[:, :-1])
-
-
-@dataclass
-class FeatureTeacher:
-    """A classifier batch's teacher with the mapped layers' features, indexed like a model's outputs:
-    `hidden_states[l]` `(B, T, H)` for the stored layers l (None elsewhere), `attentions[l]` `(B, h, T, T)`.
-    Padded positions hold 0 (the feature losses mask them; padded keys have probability 0 anyway)."""
-
-    logits: torch.Tensor
-    hidden_states: list
-    attentions: list
 
 
 @dataclass(frozen=True)
@@ -163,7 +125,9 @@ def _row_hash(*parts: np.ndarray) -> int:
 
 class TeacherOutputs:
     """An entry, memory-mapped for reading and writing; `batch(batch, run_teacher)` gives the teacher
-    outputs for a training batch, running the teacher only when an example is not stored yet."""
+    outputs for a training batch (a TeacherOut as stored, not yet aligned with the targets), running the
+    teacher only when an example is not stored yet. Padded positions hold 0 (losses mask them; padded keys
+    of an attention map have probability 0 anyway)."""
 
     def __init__(self, folder: Path, manifest: dict, layout: Layout, log=print):
         self.folder, self.manifest, self.layout, self.log = folder, manifest, layout, log
@@ -257,7 +221,7 @@ class TeacherOutputs:
         if self.kind == "logits":
             logits = torch.from_numpy(np.array(self.arrays["logits"][index])).to(device)
             if not (self.layout.hidden_layers or self.layout.attention_layers):
-                return DenseTeacher(logits)
+                return TeacherOut(logits)
             return self._read_features(batch, index, logits)
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
@@ -265,7 +229,7 @@ class TeacherOutputs:
             logits = torch.zeros(B, T, self.layout.vocab, dtype=torch.float32)
             for row, i in enumerate(index):
                 logits[row, mask[row].nonzero().squeeze(-1)] = torch.from_numpy(np.array(self._rows(i)[0]))
-            return DenseTokenTeacher(logits.to(device))
+            return TeacherOut(logits.to(device))
         k = self.layout.k
         values = torch.zeros(B, T, k, dtype=torch.float16)
         indices = torch.zeros(B, T, k, dtype=torch.long)
@@ -276,9 +240,9 @@ class TeacherOutputs:
             values[row, where] = torch.from_numpy(np.array(v))  # copies off the map
             indices[row, where] = torch.from_numpy(ids.astype(np.int64))
             lse[row, where] = torch.from_numpy(np.array(s))
-        return SparseTeacher(values.to(device), indices.to(device), lse.to(device))
+        return TeacherOut(topk=TopK(values.to(device), indices.to(device), lse.to(device)))
 
-    def _read_features(self, batch: dict, index: list[int], logits: torch.Tensor) -> FeatureTeacher:
+    def _read_features(self, batch: dict, index: list[int], logits: torch.Tensor) -> TeacherOut:
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
         last = max((*self.layout.hidden_layers, *self.layout.attention_layers, 0))
@@ -299,8 +263,8 @@ class TeacherOutputs:
                 maps = torch.from_numpy(np.array(self.arrays[f"attention_{layer}"][a:b])).reshape(-1, n, n)
                 attentions[layer][row][:, grid[0], grid[1]] = maps
         device = logits.device
-        return FeatureTeacher(logits, [h.to(device) if h is not None else None for h in hidden],
-                              [a.to(device) if a is not None else None for a in attentions])
+        return TeacherOut(logits, None, [h.to(device) if h is not None else None for h in hidden],
+                          [a.to(device) if a is not None else None for a in attentions])
 
     def close(self) -> None:
         """Flush the filled rows to disk (the hashes catch anything a crash leaves half-written)."""

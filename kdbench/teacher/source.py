@@ -1,0 +1,118 @@
+"""Where a run's teacher outputs come from: the model run live, or the teacher-output cache.
+
+    source, meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log)
+    teacher_out = source.outputs(batch)   # a TeacherOut, aligned with the batch's targets
+
+The runner makes that one call per batch and never sees which source it has. The choice is made here,
+once per run, from what the method declares (`needs`, `accepts_topk`, `teacher_layers`) and the cache
+settings; `meta` says which was chosen and why, for the record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch.profiler import record_function
+
+from kdbench.cache_entries import hold
+from kdbench.models.load import cache_root, model_identity
+from kdbench.models.placement import to_device
+from kdbench.runner import model_inputs, output_flags
+from kdbench.teacher import cache as output_cache
+from kdbench.teacher.outputs import TeacherOut
+from kdbench.teacher.weights import teacher_key, weights_key_parts
+
+
+class TeacherSource(Protocol):
+    def outputs(self, batch: dict) -> TeacherOut: ...
+
+
+class LiveTeacher:
+    """The teacher model run on every batch, without gradients (bf16 autocast where the accelerator has it)."""
+
+    def __init__(self, model: torch.nn.Module, needs: frozenset, accelerator):
+        self.model = to_device(model, accelerator.device).eval()
+        self.needs, self.accelerator = needs, accelerator
+
+    def forward(self, batch: dict):
+        """The model's own outputs (logits, and the features the method needs), as the cache stores them."""
+        with torch.no_grad(), self.accelerator.autocast():
+            return self.model(**model_inputs(batch), **output_flags(self.needs))
+
+    def outputs(self, batch: dict) -> TeacherOut:
+        with record_function("kdbench/teacher_forward"):
+            return TeacherOut.of(self.forward(batch), batch)
+
+
+class CachedTeacher:
+    """The teacher-output cache (kdbench.teacher.cache) in front of the live teacher: rows not stored yet
+    run the teacher once and are written; stored rows are read and verified."""
+
+    def __init__(self, store: output_cache.TeacherOutputs, live: LiveTeacher):
+        self.store, self.live = store, live
+
+    def outputs(self, batch: dict) -> TeacherOut:
+        with record_function("kdbench/teacher_cache_read"):
+            return self.store.batch(batch, self.live.forward).aligned(batch)
+
+    def close(self) -> dict:
+        """Flush the filled rows; what the record keeps of this run's use of the cache."""
+        self.store.close()
+        stats = self.store.stats
+        return {**self.store.meta(), "hit": stats.rows_filled == 0}
+
+
+def output_size(task, teacher_config) -> int:
+    """How many outputs the distilled distribution has: a classifier head's labels, else the vocabulary
+    (language modelling, and the causal-LM GLUE form, read at the answer position)."""
+    if task.num_labels and not getattr(task, "answer_position", False):
+        return task.num_labels
+    return teacher_config.vocab_size
+
+
+def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log):
+    """(the run's teacher source, or None when the method needs no teacher; meta for the record)."""
+    needs = method.needs(params)
+    if not needs:
+        return None, {"used": False, "why": "the method needs no teacher"}
+    live = LiveTeacher(teacher, needs, accelerator)
+    if not cfg.teacher_cache:
+        return live, {"used": False, "why": "teacher_cache=false"}
+    lm = not data.num_labels
+    hidden_layers, attention_layers = (), ()
+    if needs != {"logits"}:
+        if lm or method.teacher_layers is None:
+            return live, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are cached"
+                                                " for classifiers only (and for methods that name their layers)"}
+        hidden_layers, attention_layers = method.teacher_layers(params, student.config, teacher.config)
+    kind, temperature = "logits", 1.0
+    if lm and teacher.config.vocab_size <= output_cache.DENSE_TOKEN_VOCAB:
+        kind = "tokens"  # the full distribution of every token: exact for every method
+    elif lm and cfg.teacher_cache_k == 0:
+        return live, {"used": False, "why": f"exact objective: a {teacher.config.vocab_size}-token vocabulary is not"
+                                            " cached per token (teacher_cache_k=k opts in to the top-k approximation"
+                                            " for kd with divergence=fkl)"}
+    elif lm and not method.accepts_topk(params):
+        return live, {"used": False, "why": f"{cfg.method} with these params needs the dense LM teacher"}
+    elif lm:
+        kind, temperature = "topk", float(getattr(params, "temperature", 1.0))
+    k = min(cfg.teacher_cache_k, len(tokenizer))
+    weights_parts = weights_key_parts(cfg, model_identity(cfg.teacher, cfg.cache_dir or None), data)
+    parts = output_cache.key_parts(weights_parts, tokenizer, data, cfg, kind, k, temperature, hidden_layers,
+                                   attention_layers)
+    folder = output_cache.entry_folder(cache_root(cfg), data.name, teacher_key(parts))
+    hold(folder)
+    lengths = tuple(len(f["input_ids"]) for f in loader.dataset.features)
+    if kind == "tokens":
+        layout = output_cache.Layout("tokens", lengths, vocab=teacher.config.vocab_size)
+    elif kind == "topk":
+        layout = output_cache.Layout("topk", lengths, k=k, temperature=temperature)
+    else:
+        layout = output_cache.Layout("logits", lengths, classes=output_size(data, teacher.config),
+                                     hidden_layers=hidden_layers, attention_layers=attention_layers,
+                                     hidden_size=teacher.config.hidden_size, heads=teacher.config.num_attention_heads)
+    store, meta = output_cache.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
+    features_meta = {"hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
+    return CachedTeacher(store, live), {"used": True, "kind": kind, **({"k": k} if kind == "topk" else {}),
+                                        **(features_meta if hidden_layers or attention_layers else {}), **meta}
