@@ -49,6 +49,7 @@ def _config(steps: int, kind: str):
 def kdbench_step_seconds(model, batch: dict, steps: int, kind: str) -> float:
     import kdbench.methods  # noqa: F401
     from kdbench.registry import METHODS
+    from kdbench.distiller import Distiller
     from kdbench.runner import make_accelerator, train
 
     none = METHODS.get("none")
@@ -57,7 +58,7 @@ def kdbench_step_seconds(model, batch: dict, steps: int, kind: str) -> float:
     rows = [{k: v[i] for k, v in batch.items()} for i in range(size)] * steps  # the same batch every step
     loader = torch.utils.data.DataLoader(rows, batch_size=size, shuffle=False,
                                          collate_fn=lambda xs: {k: torch.stack([x[k] for x in xs]) for k in xs[0]})
-    stats = train(model, lambda step: none.loss(step, params, None), loader, _config(steps, kind),
+    stats = train(model, Distiller(none, params), loader, _config(steps, kind),
                   make_accelerator("cpu"), desc=f"kdbench {kind}")
     return stats.seconds / steps
 

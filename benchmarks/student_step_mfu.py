@@ -117,12 +117,10 @@ class Setup:
                  if self.method.build_state else None)
         return student, state
 
-    def loss(self, state):
-        return lambda step: self.method.loss(step, self.params, state)
-
 
 def runner_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> float:
     from kdbench.config import TrainConfig
+    from kdbench.distiller import Distiller
     from kdbench.runner import train
     from kdbench.teacher.source import LiveTeacher
 
@@ -132,9 +130,8 @@ def runner_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> float:
         student, state = setup.student()
         cfg = TrainConfig(max_steps=n, batch_size=batch, lr=1e-5, max_length=length, log_every=10**9)
         live = LiveTeacher(setup.teacher, setup.needs, accelerator) if setup.needs else None
-        stats = train(student, setup.loss(state), loader_for(kind, batch, length, n), cfg, accelerator,
-                      teacher=live, needs=setup.needs, extra=state,
-                      desc=f"{setup.method.name} {kind}")
+        stats = train(student, Distiller(setup.method, setup.params, state, live), loader_for(kind, batch, length, n),
+                      cfg, accelerator, desc=f"{setup.method.name} {kind}")
         rate = stats.tokens_per_second
         del student, state
     return rate

@@ -69,9 +69,28 @@ check keys: results_dir=results baselines_dir=baselines suite=NAME record=true f
 COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check", "cache")
 
 
-def _launch_note() -> None:
-    from kdbench.runner import cpu_launch_note
+MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
 
+
+def cpu_launch_note(environ=None) -> str | None:
+    """A line for a person who ran `accelerate launch --cpu --num_processes N` (N > 1) without mpirun.
+
+    accelerate 1.15 starts ONE process then (its multi-CPU launcher is mpirun, via --mpirun_hostfile) and
+    only sets MASTER_ADDR; nothing else says so, and the run would quietly train in one process.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1", "yes"):
+        return None
+    if "MASTER_ADDR" not in env or "WORLD_SIZE" in env or any(v in env for v in MPI_RANK_VARS):
+        return None
+    return ("note: `accelerate launch --cpu` started one process (its multi-CPU launcher needs mpirun:"
+            " --mpirun_hostfile), so this run trains in one process. For N processes over gloo:"
+            " ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N -m kdbench run ...")
+
+
+def _launch_note() -> None:
     note = cpu_launch_note()
     if note:
         print(note, file=sys.stderr)

@@ -21,6 +21,7 @@ from kdbench.data.batching import LMCollator
 from kdbench.errors import KdbenchError
 from kdbench.registry import METHODS
 from kdbench.runner import make_accelerator, make_step, model_inputs, output_flags, train
+from kdbench.distiller import Distiller
 from kdbench.teacher.outputs import TeacherOut
 from kdbench.teacher.source import LiveTeacher
 
@@ -68,8 +69,8 @@ def dry_check(cfg: RunConfig, family: str) -> str:
                       max_length=max(8, cfg.train.max_length))
     loader = DataLoader(rows, batch_size=2, collate_fn=collate)
     accelerator = make_accelerator("cpu")
-    stats = train(student, lambda s: method.loss(s, params, state), loader, one, accelerator,
-                  teacher=LiveTeacher(teacher, needs, accelerator) if needs else None, needs=needs, extra=state)
+    source = LiveTeacher(teacher, needs, accelerator) if needs else None
+    stats = train(student, Distiller(method, params, state, source), loader, one, accelerator)
     loss = stats.loss_curve[0][1]
     if not torch.isfinite(torch.tensor(loss)):
         raise KdbenchError(f"dry run: the {cfg.method} loss is not finite ({loss})")

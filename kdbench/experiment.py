@@ -21,6 +21,7 @@ import torch
 from kdbench.cache_entries import GB, prune
 from kdbench.checkpoint import Checkpointer
 from kdbench.convergence import curve_entry
+from kdbench.distiller import Distiller
 from kdbench.config import RunConfig, SuiteInfo
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
@@ -151,10 +152,9 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
                                 cfg.data.padding_side)
     source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
-    stats = train(student, lambda step: method.loss(step, params, state), loader, cfg.train, accelerator,
-                  teacher=source, needs=needs, extra=state, regression=data.regression,
-                  desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy, checkpoint=checkpoint, log=log,
-                  validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
+    stats = train(student, Distiller(method, params, state, source), loader, cfg.train, accelerator,
+                  regression=data.regression, desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy,
+                  checkpoint=checkpoint, log=log, validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
     if isinstance(source, CachedTeacher):
         outputs_meta.update(source.close())
         log(f"[{data.name}] teacher outputs: {outputs_meta['rows_read']} examples read from the cache,"

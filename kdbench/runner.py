@@ -1,9 +1,9 @@
 """The one training loop, shared by every method and by the teacher's fine-tuning.
 
-Per step: teacher forward under no-grad (a separate function, so that a cache
-of teacher outputs can replace it), student forward, `method.loss`, backward,
-gradient clipping, AdamW and a linear warm-up/decay schedule. Runs on
-accelerate: CPU here, CUDA with bf16 autocast where present.
+Per step: the teacher's outputs from the run's TeacherSource (live or cached), student forward,
+the Distiller's loss, backward, gradient clipping, AdamW and a linear warm-up/decay schedule. The
+loop's own state (TrainState) is what a checkpoint saves besides the weights and the optimizer. Runs
+on accelerate: CPU here, CUDA with bf16 autocast where present.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from kdbench import stop_signals
 from kdbench.checkpoint import Checkpointer, rng_state, set_rng_state
 from kdbench.config import TrainConfig
+from kdbench.distiller import Distiller
 from kdbench.methods.base import Step
-from kdbench.models.placement import to_device
 
 
 @dataclass
@@ -62,27 +62,6 @@ def make_accelerator(device: str):
     # the optimizer step sees the same train.batch_size examples as a single process does.
     return Accelerator(cpu=not use_cuda, mixed_precision=precision,
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
-
-
-MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
-
-
-def cpu_launch_note(environ=None) -> str | None:
-    """A line for a person who ran `accelerate launch --cpu --num_processes N` (N > 1) without mpirun.
-
-    accelerate 1.15 starts ONE process then (its multi-CPU launcher is mpirun, via --mpirun_hostfile) and
-    only sets MASTER_ADDR; nothing else says so, and the run would quietly train in one process.
-    """
-    import os
-
-    env = os.environ if environ is None else environ
-    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1", "yes"):
-        return None
-    if "MASTER_ADDR" not in env or "WORLD_SIZE" in env or any(v in env for v in MPI_RANK_VARS):
-        return None
-    return ("note: `accelerate launch --cpu` started one process (its multi-CPU launcher needs mpirun:"
-            " --mpirun_hostfile), so this run trains in one process. For N processes over gloo:"
-            " ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N -m kdbench run ...")
 
 
 def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -156,55 +135,79 @@ def _forever(loader: DataLoader) -> Iterator[dict]:
         yield from loader
 
 
-def _save(checkpoint: Checkpointer, step: int, batch_index: int, model, extra, optimizer, schedule, stats, window,
-          accelerator, elapsed: float) -> None:
-    if not accelerator.is_main_process:
-        return
-    checkpoint.save({
-        "step": step, "batch_index": batch_index,
-        "model": accelerator.unwrap_model(model).state_dict(),
-        "extra": accelerator.unwrap_model(extra).state_dict() if extra is not None else {},
-        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rng_state(),
-        "stats": {"examples": stats.examples, "tokens": stats.tokens, "seconds": elapsed,
-                  "teacher_seconds": stats.teacher_seconds, "skipped_steps": stats.skipped_steps,
-                  "loss_curve": stats.loss_curve, "curve": stats.curve, "val_seconds": stats.val_seconds},
-        "window": [[loss, parts] for loss, parts in window],
-    })
+@dataclass
+class TrainState:
+    """What the loop carries from step to step besides the weights and the optimizer: the counters and
+    curves (`stats`), the data position and the loss window of the current log interval. A checkpoint
+    saves it with the weights, the optimizer, the schedule and the RNG states; a resume restores it."""
+
+    stats: TrainStats = field(default_factory=TrainStats)
+    batch_index: int = 0  # micro-batches drawn so far: a resumed loader is replayed to here
+    window: list = field(default_factory=list)  # (loss, parts) of the steps since the last loss-curve point
+
+    def saved(self, elapsed: float) -> dict:
+        s = self.stats
+        return {"step": s.steps, "batch_index": self.batch_index,
+                "stats": {"examples": s.examples, "tokens": s.tokens, "seconds": elapsed,
+                          "teacher_seconds": s.teacher_seconds, "skipped_steps": s.skipped_steps,
+                          "loss_curve": s.loss_curve, "curve": s.curve, "val_seconds": s.val_seconds},
+                "window": [[loss, parts] for loss, parts in self.window]}
+
+    def restore(self, saved: dict) -> None:
+        s, kept = self.stats, saved["stats"]
+        s.examples, s.tokens, s.teacher_seconds = kept["examples"], kept["tokens"], kept["teacher_seconds"]
+        s.seconds, s.skipped_steps, s.loss_curve = kept["seconds"], kept["skipped_steps"], kept["loss_curve"]
+        s.curve, s.val_seconds = kept.get("curve", []), kept.get("val_seconds", 0.0)
+        s.steps = s.resumed_from = saved["step"]
+        self.batch_index = saved["batch_index"]
+        self.window[:] = [(loss, parts) for loss, parts in saved["window"]]
 
 
-def _restore(state: dict, model, extra, optimizer, schedule, stats: TrainStats, window: list, batches, accelerator) -> int:
-    """Load a checkpoint into the prepared objects and replay the data position; returns the batch index.
+@dataclass
+class _Prepared:
+    """The objects accelerate prepared for this training, and where they are checkpointed."""
 
-    The loader is fresh (same seed), so drawing the batches already used brings its order to where the
-    checkpoint left it; the RNGs are restored last, after anything that might draw from them.
-    """
-    accelerator.unwrap_model(model).load_state_dict(state["model"])
-    if extra is not None:
-        accelerator.unwrap_model(extra).load_state_dict(state["extra"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    saved = state["stats"]
-    stats.examples, stats.tokens, stats.teacher_seconds = saved["examples"], saved["tokens"], saved["teacher_seconds"]
-    stats.seconds, stats.skipped_steps, stats.loss_curve = saved["seconds"], saved["skipped_steps"], saved["loss_curve"]
-    stats.curve, stats.val_seconds = saved.get("curve", []), saved.get("val_seconds", 0.0)
-    stats.steps = stats.resumed_from = state["step"]
-    window.extend((loss, parts) for loss, parts in state["window"])
-    for _ in range(state["batch_index"]):
-        next(batches)
-    set_rng_state(state["rng"])
-    return state["batch_index"]
+    model: torch.nn.Module
+    extra: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    accelerator: object
+    checkpoint: Checkpointer | None
+
+    def save(self, state: TrainState, elapsed: float) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        unwrap = self.accelerator.unwrap_model
+        self.checkpoint.save({
+            **state.saved(elapsed), "model": unwrap(self.model).state_dict(),
+            "extra": unwrap(self.extra).state_dict() if self.extra is not None else {},
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng_state(),
+        })
+
+    def restore(self, saved: dict, state: TrainState, batches) -> None:
+        """Load a checkpoint into the prepared objects and replay the data position.
+
+        The loader is fresh (same seed), so drawing the batches already used brings its order to where the
+        checkpoint left it; the RNGs are restored last, after anything that might draw from them.
+        """
+        self.accelerator.unwrap_model(self.model).load_state_dict(saved["model"])
+        if self.extra is not None:
+            self.accelerator.unwrap_model(self.extra).load_state_dict(saved["extra"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        state.restore(saved)
+        for _ in range(state.batch_index):
+            next(batches)
+        set_rng_state(saved["rng"])
 
 
 def train(
     model: torch.nn.Module,
-    loss_fn: Callable[[Step], tuple[torch.Tensor, dict]],
+    distiller: Distiller,
     loader: DataLoader,
     cfg: TrainConfig,
     accelerator,
     *,
-    teacher=None,
-    needs: frozenset = frozenset(),
-    extra: torch.nn.Module | None = None,
     regression: bool = False,
     desc: str = "train",
     nan_policy: str = "stop",
@@ -213,7 +216,11 @@ def train(
     validate: Callable[[torch.nn.Module], tuple[float, dict]] | None = None,
     eval_every: int = 0,
 ) -> TrainStats:
-    """Train `model` (and the method's `extra` parameters) for cfg.max_steps steps.
+    """Train `model` (and the method's own modules, `distiller.state`) for cfg.max_steps steps.
+
+    Each micro-batch: the teacher's outputs from `distiller.teacher` (kdbench.teacher.source: the live
+    model or the output cache; none when the method needs none), the student's forward with the outputs
+    the method needs, `distiller.loss(step)`, backward.
 
     A non-finite loss or gradient norm stops the run with a NumericalError naming the step, the batch
     and the loss components (nan_policy="stop"), or skips that optimizer step and counts it ("skip");
@@ -223,18 +230,14 @@ def train(
     `checkpoint.every` steps and after the last step, and on SIGTERM/SIGINT saves after the current step
     and raises `stop_signals.Interrupted`.
 
-    `teacher` is a kdbench.teacher.source.TeacherSource (live model or output cache; None: the method needs
-    none), asked once per micro-batch; `needs` says which outputs the student returns besides its logits.
-
     With `validate(model)` → (validation loss, {metric: value}), the model is scored before the first step,
     every `eval_every` steps (kdbench.convergence.auto_eval_every) and after the last step, in eval mode
     and without gradients; the points form `stats.curve`. Scoring draws no random numbers, so the curve
     does not change the training. Its time is kept apart (`stats.val_seconds`).
     """
     with stop_signals.deferred():
-        return _train(model, loss_fn, loader, cfg, accelerator, teacher=teacher, needs=needs, extra=extra,
-                      regression=regression, desc=desc, nan_policy=nan_policy, checkpoint=checkpoint, log=log,
-                      validate=validate, eval_every=eval_every)
+        return _train(model, distiller, loader, cfg, accelerator, regression=regression, desc=desc,
+                      nan_policy=nan_policy, checkpoint=checkpoint, log=log, validate=validate, eval_every=eval_every)
 
 
 def _validation_point(model, validate, step: int, stats: TrainStats, accelerator) -> None:
@@ -252,8 +255,8 @@ def _validation_point(model, validate, step: int, stats: TrainStats, accelerator
     stats.val_seconds += time.perf_counter() - t0
 
 
-def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, regression, desc, nan_policy,
-           checkpoint, log, validate=None, eval_every=0) -> TrainStats:
+def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_policy, checkpoint, log,
+           validate=None, eval_every=0) -> TrainStats:
     from kdbench.convergence import auto_eval_every
 
     from transformers import get_linear_schedule_with_warmup
@@ -263,6 +266,7 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
 
         raise KdbenchError(f"batch_size {cfg.batch_size} does not split over {accelerator.num_processes} processes;"
                            f" choose a multiple of {accelerator.num_processes}")
+    needs, extra = distiller.needs, distiller.state
     # frozen parameters (a teacher fine-tuned in its top layers only) get no optimizer state
     params = [p for p in model.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
@@ -270,17 +274,17 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
     if extra is not None:
         extra = accelerator.prepare(extra)
+    prepared = _Prepared(model, extra, optimizer, schedule, accelerator, checkpoint)
     model.train()
-    stats = TrainStats()
-    window: list[tuple[float, dict]] = []
+    state = TrainState()
+    stats, window = state.stats, state.window
     batches = _forever(loader)
-    batch_index = 0
-    state = checkpoint.load() if checkpoint is not None else None
-    if state is not None:
-        batch_index = _restore(state, model, extra, optimizer, schedule, stats, window, batches, accelerator)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        prepared.restore(saved, state, batches)
         if log:
-            log(f"resuming {desc} from the checkpoint at step {state['step']} in {checkpoint.folder}")
-        del state
+            log(f"resuming {desc} from the checkpoint at step {saved['step']} in {checkpoint.folder}")
+        del saved
     every = auto_eval_every(cfg.max_steps, eval_every)
     if validate is not None and not stats.curve:
         _validation_point(model, validate, 0, stats, accelerator)
@@ -294,19 +298,19 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         for _ in range(cfg.grad_accum):
             with record_function("kdbench/data"):
                 batch = next(batches)
-            batch_index += 1
+            state.batch_index += 1
             teacher_out = None
-            if teacher is not None:
+            if distiller.teacher is not None:
                 t0 = time.perf_counter()
-                teacher_out = teacher.outputs(batch)
+                teacher_out = distiller.teacher.outputs(batch)
                 stats.teacher_seconds += time.perf_counter() - t0
             with accelerator.autocast():
                 with record_function("kdbench/student_forward"):
                     student_out = model(**model_inputs(batch), **output_flags(needs))
                 with record_function("kdbench/loss"):
-                    loss, parts = loss_fn(make_step(student_out, teacher_out, batch, regression))
+                    loss, parts = distiller.loss(make_step(student_out, teacher_out, batch, regression))
             if not torch.isfinite(loss.detach()):
-                bad = _non_finite("loss", step, batch_index, loss, parts, nan_policy)
+                bad = _non_finite("loss", step, state.batch_index, loss, parts, nan_policy)
                 continue
             with record_function("kdbench/backward"):
                 accelerator.backward(loss / cfg.grad_accum)
@@ -320,14 +324,13 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
             with record_function("kdbench/clip_grad_norm"):
                 norm = accelerator.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
             if norm is not None and not math.isfinite(float(norm)):
-                bad = _non_finite("gradient norm", step, batch_index, norm, step_parts, nan_policy)
+                bad = _non_finite("gradient norm", step, state.batch_index, norm, step_parts, nan_policy)
         if bad is not None:  # nan_policy=skip: no update from this step
             optimizer.zero_grad(set_to_none=True)
             stats.skipped_steps.append([step, bad])
             stats.steps = step
             bar.update(1)
-            _checkpoint_if_due(checkpoint, step, cfg.max_steps, batch_index, model, extra, optimizer, schedule, stats,
-                               window, accelerator, start)
+            _checkpoint_if_due(prepared, state, cfg.max_steps, start)
             continue
         with record_function("kdbench/optimizer"):
             optimizer.step()
@@ -352,8 +355,7 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
         bar.update(1)
-        _checkpoint_if_due(checkpoint, step, cfg.max_steps, batch_index, model, extra, optimizer, schedule, stats,
-                           window, accelerator, start)
+        _checkpoint_if_due(prepared, state, cfg.max_steps, start)
     bar.close()
     stats.seconds = time.perf_counter() - start
     if accelerator.num_processes > 1:  # each process counted its own slice of every batch
@@ -363,26 +365,14 @@ def _train(model, loss_fn, loader, cfg, accelerator, *, teacher, needs, extra, r
     return stats
 
 
-def _checkpoint_if_due(checkpoint, step, last, batch_index, model, extra, optimizer, schedule, stats, window,
-                       accelerator, start) -> None:
+def _checkpoint_if_due(prepared: _Prepared, state: TrainState, last: int, start: float) -> None:
     """After a step: save when due or when a stop signal arrived; then honour that signal."""
     signum = stop_signals.pending()
+    checkpoint, step = prepared.checkpoint, state.stats.steps
     if checkpoint is not None and (signum is not None or checkpoint.due(step, last)):
         with record_function("kdbench/checkpoint"):
-            _save(checkpoint, step, batch_index, model, extra, optimizer, schedule, stats, window, accelerator,
-                  time.perf_counter() - start)
+            prepared.save(state, time.perf_counter() - start)
     if signum is not None:
         where = f"after step {step}" + (f"; checkpoint saved in {checkpoint.folder}, re-run the same command to"
                                         " resume" if checkpoint is not None else "")
         raise stop_signals.interrupted(where)
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device) -> torch.Tensor:
-    """Logits `(N, C)` for every example of `loader`, in the loader's order."""
-    model = to_device(model, device).eval()
-    out = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        out.append(model(**model_inputs(batch)).logits.float().cpu())
-    return torch.cat(out) if out else torch.empty(0)

@@ -81,3 +81,17 @@ def validator(suite, tokenizer, data, cfg, device):
         return loss, suite.val_metrics(data, unsorted)
 
     return validate
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader, device) -> torch.Tensor:
+    """Logits `(N, C)` for every example of `loader`, in the loader's order."""
+    from kdbench.models.placement import to_device
+    from kdbench.runner import model_inputs
+
+    model = to_device(model, device).eval()
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out.append(model(**model_inputs(batch)).logits.float().cpu())
+    return torch.cat(out) if out else torch.empty(0)

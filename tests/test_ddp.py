@@ -54,7 +54,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_root, cache_dir):
     ({"MASTER_ADDR": "127.0.0.1"}, False),  # not a CPU launch
 ])
 def test_the_one_process_cpu_launch_is_named(env, noted):
-    from kdbench.runner import cpu_launch_note
+    from kdbench.cli import cpu_launch_note
 
     assert (cpu_launch_note(env) is not None) == noted
 

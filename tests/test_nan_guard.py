@@ -6,6 +6,9 @@ from torch.utils.data import DataLoader
 
 from kdbench.config import TrainConfig, resolve
 from kdbench.data.batching import Collator
+from kdbench.distiller import Distiller
+from kdbench.methods.base import Method
+from kdbench.methods.none import NoneParams
 from kdbench.errors import KdbenchError, NumericalError
 from kdbench.runner import make_accelerator, train
 
@@ -37,7 +40,8 @@ def run(bad_step: int, kind: str, policy: str, steps: int = 3):
             loss = loss * float("nan") if kind == "loss" else _NanGradient.apply(loss)
         return loss, {"ce": float(loss.detach())}
 
-    stats = train(model, loss_fn, loader, cfg, make_accelerator("cpu"), nan_policy=policy)
+    probe = Method("nan_probe", NoneParams, lambda step, params, state: loss_fn(step), lambda params: frozenset())
+    stats = train(model, Distiller(probe, NoneParams()), loader, cfg, make_accelerator("cpu"), nan_policy=policy)
     return model, stats
 
 

@@ -62,6 +62,7 @@ def _own_checkpoints(tmp_path: Path, cache_dir: Path) -> Path:
     cache = tmp_path / "cache"
     cache.mkdir()
     for entry in ("teachers", "teacher_scores"):
+        (cache_dir / entry).mkdir(parents=True, exist_ok=True)  # this file may run before any test filled them
         os.symlink(cache_dir / entry, cache / entry)
     return cache
 

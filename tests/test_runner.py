@@ -8,6 +8,7 @@ from transformers import BertConfig, BertForSequenceClassification
 import kdbench.methods  # noqa: F401
 from kdbench.config import TrainConfig
 from kdbench.data.batching import Collator
+from kdbench.distiller import Distiller
 from kdbench.registry import METHODS
 from kdbench.runner import make_accelerator, train
 from kdbench.teacher.source import LiveTeacher
@@ -31,8 +32,7 @@ def one_step(batch_size, grad_accum, method="none", teacher=None):
     params = m.make_params({})
     accelerator = make_accelerator("cpu")
     source = LiveTeacher(teacher, m.needs(params), accelerator) if teacher is not None else None
-    stats = train(model, lambda step: m.loss(step, params, None), loader, cfg, accelerator,
-                  teacher=source, needs=m.needs(params))
+    stats = train(model, Distiller(m, params, None, source), loader, cfg, accelerator)
     return model, stats
 
 

@@ -28,7 +28,7 @@ from kdbench.errors import KdbenchError
 from kdbench.metric_specs import on_split
 from kdbench.models.load import load_classifier
 from kdbench.registry import SUITES, did_you_mean
-from kdbench.runner import predict
+from kdbench.validation import predict
 from kdbench.validation import batches, carve
 
 

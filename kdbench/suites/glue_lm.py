@@ -247,7 +247,7 @@ class GlueLMSuite(GlueSuite):
 
     def evaluate(self, model, tokenizer, data: GlueLMData, cfg, device) -> tuple[dict, dict]:
         from kdbench.data.batching import eval_loader
-        from kdbench.runner import predict
+        from kdbench.validation import predict
 
         scores, preds = {}, {}
         for split_name, split in data.evals.items():

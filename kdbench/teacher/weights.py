@@ -32,6 +32,7 @@ import torch
 from kdbench.cache_entries import hold
 from kdbench.checkpoint import Checkpointer
 from kdbench.convergence import curve_entry
+from kdbench.distiller import Distiller
 from kdbench.files import file_sha256, replace_folder
 from kdbench.locks import file_lock
 from kdbench.models.load import cache_root, freeze_below_top, model_identity
@@ -219,14 +220,13 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     loader = suite.train_loader(tokenizer, data, cfg.teacher_train.max_length, cfg.teacher_train.batch_size,
                                 cfg.teacher_train.seed, cfg.data.padding_side)
     none = METHODS.get("none")
-    params = none.make_params({})
     # Checkpointed like a student's training: a fine-tuning killed midway resumes where it stopped. The
     # folder is keyed by the teacher's weights key; the caller holds the teacher's lock, this its own.
     checkpoint = Checkpointer(cache_root(cfg) / "checkpoints" / f"teacher-{path.name}", cfg.checkpoint_every,
                               cfg.resume)
     with file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log) \
             if accelerator.is_main_process else contextlib.nullcontext():
-        stats = train(model, lambda step: none.loss(step, params, None), loader, cfg.teacher_train, accelerator,
+        stats = train(model, Distiller(none, none.make_params({})), loader, cfg.teacher_train, accelerator,
                       regression=data.regression, desc=f"teacher {data.name}", checkpoint=checkpoint, log=log,
                       validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
     model = accelerator.unwrap_model(model)
