@@ -175,13 +175,20 @@ class _Prepared:
     checkpoint: Checkpointer | None
 
     def save(self, state: TrainState, elapsed: float) -> None:
+        """Every process calls this at the same step: each one's RNG states are gathered, the main one writes."""
+        rngs = [rng_state()]
+        if self.accelerator.num_processes > 1:  # dropout draws differ per process: a resume restores each one's
+            from accelerate.utils import gather_object
+
+            rngs = gather_object(rngs)
         if not self.accelerator.is_main_process:
             return
         unwrap = self.accelerator.unwrap_model
         self.checkpoint.save({
             **state.saved(elapsed), "model": unwrap(self.model).state_dict(),
             "extra": unwrap(self.extra).state_dict() if self.extra is not None else {},
-            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng_state(),
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "rng": rngs[0], "rngs": rngs,
         })
 
     def restore(self, saved: dict, state: TrainState, batches) -> None:
@@ -195,10 +202,17 @@ class _Prepared:
             self.accelerator.unwrap_model(self.extra).load_state_dict(saved["extra"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
+        rngs = saved.get("rngs") or [saved["rng"]]
+        if len(rngs) != self.accelerator.num_processes:
+            from kdbench.errors import KdbenchError
+
+            raise KdbenchError(f"the checkpoint in {self.checkpoint.folder} was written by {len(rngs)} process(es) and"
+                               f" this run has {self.accelerator.num_processes}; resume with the same number of"
+                               " processes, or pass resume=false to train anew")
         state.restore(saved)
         for _ in range(state.batch_index):
             next(batches)
-        set_rng_state(saved["rng"])
+        set_rng_state(rngs[self.accelerator.process_index])
 
 
 def train(
@@ -272,8 +286,8 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
-    if extra is not None:
-        extra = accelerator.prepare(extra)
+    if extra is not None and any(p.requires_grad for p in extra.parameters()):
+        extra = accelerator.prepare(extra)  # DDP refuses a module without trainable parameters (fakd, equal widths)
     prepared = _Prepared(model, extra, optimizer, schedule, accelerator, checkpoint)
     model.train()
     state = TrainState()
@@ -367,7 +381,7 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
 
 def _checkpoint_if_due(prepared: _Prepared, state: TrainState, last: int, start: float) -> None:
     """After a step: save when due or when a stop signal arrived; then honour that signal."""
-    signum = stop_signals.pending()
+    signum = _stop_requested(prepared.accelerator)
     checkpoint, step = prepared.checkpoint, state.stats.steps
     if checkpoint is not None and (signum is not None or checkpoint.due(step, last)):
         with record_function("kdbench/checkpoint"):
@@ -375,4 +389,15 @@ def _checkpoint_if_due(prepared: _Prepared, state: TrainState, last: int, start:
     if signum is not None:
         where = f"after step {step}" + (f"; checkpoint saved in {checkpoint.folder}, re-run the same command to"
                                         " resume" if checkpoint is not None else "")
-        raise stop_signals.interrupted(where)
+        raise stop_signals.interrupted(where, signum)
+
+
+def _stop_requested(accelerator) -> int | None:
+    """The stop signal that any process has received. Under DDP a signal reaches the processes at different
+    moments; all of them must stop after the same step, so that each saves its RNG states into one
+    checkpoint and no process waits in a collective its peers have left."""
+    signum = stop_signals.pending()
+    if accelerator.num_processes == 1:
+        return signum
+    flag = torch.tensor([signum or 0], device=accelerator.device)
+    return int(accelerator.reduce(flag, "max").item()) or None

@@ -64,7 +64,9 @@ def pending() -> int | None:
     return _state["pending"]
 
 
-def interrupted(where: str) -> Interrupted:
-    signum = _state["pending"] or signal.SIGINT
+def interrupted(where: str, signum: int | None = None) -> Interrupted:
+    """The exception that ends a run stopped by a signal (`signum`: the one a peer process received, under
+    DDP; default: this process's own)."""
+    signum = signum or _state["pending"] or signal.SIGINT
     _state["pending"] = None
     return Interrupted(f"stopped by {signal.Signals(signum).name} {where}", signum)
