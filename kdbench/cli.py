@@ -158,9 +158,9 @@ def _cmd_ls(args: list[str]) -> int:
             print(f"  {name:10} v{info.get('version')}  default tasks {info.get('tasks')}  {info.get('description', '')}")
     if what in ("tasks", "all"):
         import kdbench.suites  # noqa: F401  (registers the suite kinds)
-        from kdbench.registry import SUITES
+        from kdbench.registry import SUITE_KINDS
 
-        for kind, suite_cls in SUITES:
+        for kind, suite_cls in SUITE_KINDS:
             suite = suite_cls()
             print(f"tasks (suite kind {kind}):")
             for name in suite.task_names():

@@ -28,7 +28,7 @@ from kdbench.locks import file_lock
 from kdbench.methods.base import Method
 from kdbench.models.load import cache_root, count_params, head_labels, load_config, load_tokenizer, model_identity
 from kdbench.plugins import provenance
-from kdbench.registry import METHODS, SUITES
+from kdbench.registry import METHODS, SUITE_KINDS
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
@@ -42,12 +42,8 @@ def suite_of(cfg: RunConfig):
     import kdbench.suites  # noqa: F401  (registers the suites)
 
     info = cfg.suite_info or SuiteInfo.load(cfg.suite)  # a RunConfig built by hand carries none
-    suite = SUITES.get(info.kind)()
-    if hasattr(suite, "configure"):  # suites with options of their own check them here, before any model loads
-        suite.configure(cfg)
-    elif cfg.data.verbalizer:
-        raise KdbenchError(f"data.verbalizer sets label words of the causal-LM GLUE form (suite=glue); suite"
-                           f" {cfg.suite!r} has none")
+    suite = SUITE_KINDS.get(info.kind)(info)
+    suite.configure(cfg)  # the kind's own options, checked before any model loads
     return suite, info
 
 
@@ -75,8 +71,7 @@ def validate(cfg: RunConfig) -> list[str]:
     data_root_of(cfg)
     if not cfg.teacher or not cfg.student:
         raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
-    if hasattr(suite, "check_verbalizer"):  # needs the tokenizer, not the model
-        suite.check_verbalizer(load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
+    suite.check_tokenizer(lambda: load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
     return tasks
 
 
@@ -241,8 +236,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     suite.hold_out(data, cfg.data.val_examples)
     record.setdefault("method_checks", {})[task_name] = preflight(cfg, run.method, data)
     record["data"][task_name] = {"train": data.train.source, "train_rows": len(data.train.examples),
-                                 "validation": suite.val_description(data) if hasattr(suite, "val_description")
-                                 else f"{len(data.val.examples)} rows held out of the training data",
+                                 "validation": suite.val_description(data),
                                  **{f"eval_{k}": v.source for k, v in data.evals.items()},
                                  **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()},
                                  "tokenizer": run.tokenizer.name_or_path, "notes": list(getattr(data, "notes", []))}
@@ -269,13 +263,13 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     scores, predictions = suite.evaluate(student, run.tokenizer, data, cfg, device)
     record["timings"]["eval_s"] += time.perf_counter() - start
     record["metrics"][task_name] = scores
-    if hasattr(suite, "diagnostics"):
-        start = time.perf_counter()
-        record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(student, teacher, run.tokenizer, data,
-                                                                            cfg, device)
-        record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
-    if hasattr(suite, "examples"):  # per-example outputs, for paired statistics on the leaderboard
-        run.examples[task_name] = suite.examples(data, predictions)
+    start = time.perf_counter()
+    record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(student, teacher, run.tokenizer, data, cfg,
+                                                                        device)
+    record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
+    examples = suite.examples(data, predictions)  # per-example outputs, for paired statistics on the leaderboard
+    if examples is not None:
+        run.examples[task_name] = examples
         examples_path = examples_file(run.path)
         write_examples(examples_path, run.examples)
         record["examples_file"] = str(examples_path.relative_to(run.path.parent))

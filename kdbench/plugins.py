@@ -3,7 +3,7 @@
     kdbench run suite=char method=my_kd include=[my_method.py]
     kdbench leaderboard suite=char include=[my_method.py]
 
-A plug-in file registers with the same calls as the built-ins (`register_method`, `SUITES.add`,
+A plug-in file registers with the same calls as the built-ins (`register_method`, `register_suite_kind`,
 `metric_specs.declare`) and is imported once, before the config is read, so a method it defines is
 validated, run, cached, resumed, recorded and ranked exactly like a built-in (a suite kind also needs
 its TOML preset under suites/ or `KDBENCH_SUITES_DIR`). Installed packages offer

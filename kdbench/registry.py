@@ -1,4 +1,4 @@
-"""One registry class for methods, suites and model presets.
+"""One registry class for methods, suite kinds and model presets.
 
 Objects register where they are defined (a decorator in the defining file);
 duplicates are refused and unknown names get did-you-mean suggestions.
@@ -51,5 +51,5 @@ class Registry(Generic[T]):
 
 
 METHODS: Registry = Registry("method")
-SUITES: Registry = Registry("suite")
+SUITE_KINDS: Registry = Registry("suite kind")  # the classes a suite TOML's `kind` names (kdbench.suites.base)
 MODELS: Registry = Registry("model preset")

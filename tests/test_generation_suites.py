@@ -77,8 +77,9 @@ def test_prompt_longer_than_the_context_is_refused(capsys, tmp_path, data_root, 
     err = capsys.readouterr().err.splitlines()[-1]
     assert code == 2 and "prompt 0 has 243 tokens; with eval.max_new_tokens=8 it exceeds the model's context of 32" in err
     # the training side: a prompt that fills train.max_length leaves no response to learn
-    from kdbench.suites.rouge import RougeSuite
-    suite = RougeSuite()
+    from kdbench.config import SuiteInfo
+    from kdbench.suites.generation import GenerationSuite
+    suite = GenerationSuite(SuiteInfo.load("rouge"))
     data = suite.load("scitldr", data_root, 4, 1)
     with pytest.raises(KdbenchError, match="fills all 32 tokens of train.max_length"):
         suite.train_loader(load_tokenizer("smollm2-135m", cache_dir), data, 32, 2, 0)
@@ -86,9 +87,10 @@ def test_prompt_longer_than_the_context_is_refused(capsys, tmp_path, data_root, 
 
 def test_training_examples_whose_prompt_fills_the_window_are_skipped_and_noted(data_root, cache_dir):
     from kdbench.suites.generation import render
-    from kdbench.suites.rouge import RougeSuite
+    from kdbench.config import SuiteInfo
+    from kdbench.suites.generation import GenerationSuite
 
-    suite, tokenizer = RougeSuite(), load_tokenizer("smollm2-135m", cache_dir)
+    suite, tokenizer = GenerationSuite(SuiteInfo.load("rouge")), load_tokenizer("smollm2-135m", cache_dir)
     data = suite.load("scitldr", data_root, 8, 1)
     lengths = sorted(len(tokenizer(render(tokenizer, p))["input_ids"]) for p, _ in data.train.examples)
     window = (lengths[0] + lengths[-1]) // 2  # some prompts fit, some do not

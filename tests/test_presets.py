@@ -5,7 +5,7 @@ import pytest
 from kdbench import metrics
 from kdbench.cli import main
 from kdbench.errors import KdbenchError
-from kdbench.suites.rouge import RougeSuite
+from kdbench.suites.generation import GenerationSuite
 
 
 @pytest.mark.parametrize("suite", ["rlkd_gsm8k", "rlkd_dolly", "rlkd_xsum", "minillm_dolly"])
@@ -25,7 +25,7 @@ def test_rlkd_preset_carries_the_papers_hyperparameters(capsys):
 
 def test_hub_only_tasks_are_refused_offline():
     with pytest.raises(KdbenchError, match="reads databricks/databricks-dolly-15k from the hub, which is offline"):
-        RougeSuite().load("dolly", None, 0, 0)
+        GenerationSuite().load("dolly", None, 0, 0)
 
 
 def test_gsm8k_accuracy_reads_the_final_number():

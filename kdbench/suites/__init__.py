@@ -1,3 +1,3 @@
-"""Suite implementations; importing this package registers them (see suites/*.toml for configs)."""
+"""Suite kinds; importing this package registers them (suites/*.toml are the presets that name them)."""
 
-from kdbench.suites import bleu, cer, char, glue, glue_lm, gsm8k, lmeval, perplexity, rouge  # noqa: F401
+from kdbench.suites import char, generation, glue, glue_lm, lmeval, perplexity  # noqa: F401

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdbench import metrics
+from kdbench.suites.base import register_suite_kind
 from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
 from kdbench.generation import generate
 from kdbench.models.char import check_text
 from kdbench.models.placement import to_device
-from kdbench.registry import SUITES, did_you_mean
 from kdbench.suites.perplexity import PerplexitySuite, TextData
 
 TASKS = {"shakespeare": ("tinyshakespeare", "input.txt")}
@@ -81,11 +81,16 @@ def continuations(test: str, n: int, prompt_chars: int, new_chars: int) -> list[
     return pairs
 
 
+@register_suite_kind("char")
 class CharSuite(PerplexitySuite):
+    tasks = tuple(TASKS)
+    label = "char"
+
     def configure(self, cfg) -> None:
         """The suite's options, checked before any model loads: a continuation's prompt fills the rest of a
         training-length window, the scoring window is no longer than the training one, and there are at most
         CONTINUATIONS continuations."""
+        super().configure(cfg)
         prompt = cfg.train.max_length - cfg.eval.max_new_tokens
         if prompt < 8:
             raise KdbenchError(f"char continuations use train.max_length - eval.max_new_tokens = {prompt} characters"
@@ -97,16 +102,8 @@ class CharSuite(PerplexitySuite):
             raise KdbenchError(f"data.max_eval_examples={cfg.data.max_eval_examples}: the char suite scores at most"
                                f" {CONTINUATIONS} continuations")
 
-    def task_names(self) -> list[str]:
-        return list(TASKS)
-
     def task_metrics(self, name: str) -> tuple:
         return ("loss", "perplexity", "cer")
-
-    def check_tasks(self, tasks) -> None:
-        for name in tasks:
-            if name not in TASKS:
-                raise KdbenchError(f"unknown char task {name!r}; {did_you_mean(name, list(TASKS))}")
 
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> CharData:
         text, path = _read(data_root, name)
@@ -148,5 +145,3 @@ class CharSuite(PerplexitySuite):
                 "empty output": {"cer": metrics.cer([""] * len(pairs), references)},
                 "copy the prompt": {"cer": metrics.cer(copies, references)}}
 
-
-SUITES.add("char", CharSuite)

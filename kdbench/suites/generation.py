@@ -1,8 +1,14 @@
-"""Generation suites: prompt → response data, distillation on the response tokens, scoring by generation.
+"""The generation suite kind: prompt → response data, distillation on the response tokens, scoring by generation.
 
-The tasks (data, prompt format, references) live here; the suites `bleu`, `cer`
-and `rouge` pick tasks and a metric. Prompt formats (a change bumps the suites'
-versions):
+    kdbench run suite=bleu method=rlkd data_dir=../shared/data          # Multi30k en→de, corpus BLEU (sacrebleu)
+    kdbench run suite=cer method=kd tasks=[scitldr] data_dir=../shared/data   # CER (jiwer, corpus), lower is better
+    kdbench run suite=rouge method=kd data_dir=../shared/data          # SciTLDR + Self-Instruct, ROUGE-1/2/L F
+
+The tasks (data, prompt format, references) live here; each preset (suites/bleu.toml, cer, rouge, rlkd_*,
+minillm_dolly) picks tasks and names its metric (`metric = "bleu"`: GENERATION_METRICS below). Preset
+versions: bleu/cer 1 first release, 2 teacher fine-tuned on Multi30k train (200 steps of 8), 3 validation
+slice held out; rouge 1 first release, 2 SciTLDR + Self-Instruct at 50 steps, 3 validation slice held out.
+Prompt formats (a change bumps the presets' versions):
 - multi30k (en→de, Multi30k train / test_2016_flickr):
   "Translate English to German.\\nEnglish: {en}\\nGerman:" → " {de}"
 - scitldr (SciTLDR-A train / test, abstract → TL;DR; test has several references):
@@ -23,7 +29,9 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from kdbench import metrics
 from kdbench.data.batching import LMCollator, prompt_response, train_loader
 from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
@@ -32,7 +40,7 @@ from kdbench.generation import generate
 from kdbench.metric_specs import spread
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
-from kdbench.registry import did_you_mean
+from kdbench.suites.base import Suite, register_suite_kind
 from kdbench.validation import batches, carve
 
 
@@ -227,18 +235,54 @@ def _first(split: Split, n: int) -> Split:
     return split if not n else Split(split.examples[:n], split.source, split.sha256)
 
 
-class GenerationSuite:
-    """Shared by bleu, cer and rouge: `tasks` and `metric` are set by each suite."""
+@dataclass(frozen=True)
+class GenerationMetric:
+    """A corpus metric of generated text: the names it reports and how it reads the references."""
 
-    tasks: tuple = ()
-    metric_names: tuple = ()
+    names: tuple
+    score: Callable[[list, list], dict]  # (predictions, references as `first_reference` says) -> {name: value}
+    first_reference: bool  # scored against each example's first reference (else against all of them)
+    note: Callable[[], str] | None = None  # what the record's data notes say of it (sacrebleu's signature)
+
+
+GENERATION_METRICS = {
+    "bleu": GenerationMetric(("bleu",), lambda p, r: {"bleu": metrics.bleu(p, r)}, True,
+                             lambda: f"sacrebleu signature: {metrics.bleu_signature()}"),
+    "cer": GenerationMetric(("cer",), lambda p, r: {"cer": metrics.cer(p, r)}, True),
+    # rouge-score with Porter stemming; each example scores the best F over its references
+    "rouge": GenerationMetric(("rouge1", "rouge2", "rougeL"), metrics.rouge, False),
+    # the prediction's number after "####" (else its last number) must equal the reference's
+    "gsm8k_accuracy": GenerationMetric(("gsm8k_accuracy",),
+                                       lambda p, r: {"gsm8k_accuracy": metrics.gsm8k_accuracy(p, r)}, True),
+}
+
+
+@register_suite_kind("generation")
+class GenerationSuite(Suite):
+    """Every generation task, scored by the metric its suite file names (`metric = "bleu"`; the bleu, cer,
+    rouge, rlkd_* and minillm_dolly presets)."""
+
+    tasks = (*TASK_LOADERS, *HUB_TASK_LOADERS)
+    label = "generation"
+
+    def __init__(self, info=None):
+        super().__init__(info)
+        if info is None:  # built by hand (`kdbench ls tasks`, tests): lists every metric it can report
+            self.scorer = None
+            self.metric_names = tuple(name for m in GENERATION_METRICS.values() for name in m.names)
+            return
+        if info.metric not in GENERATION_METRICS:
+            raise KdbenchError(f"suite {info.name!r} (kind generation) names metric {info.metric!r}; set metric ="
+                               f" one of {', '.join(GENERATION_METRICS)} in its TOML")
+        self.scorer = GENERATION_METRICS[info.metric]
+        self.metric_names = self.scorer.names
 
     def metric(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-        raise NotImplementedError
+        return self.scorer.score(predictions, self.metric_references(references))
 
     def metric_references(self, references: list[list[str]]) -> list:
-        """The references as `metric` scores against them (all of them, or the first)."""
-        return references
+        """The references as the metric scores against them (all of them, or the first)."""
+        return [refs[0] for refs in references] if self.scorer.first_reference else references
 
     def diagnostics(self, student, teacher, tokenizer, data: GenData, cfg, device) -> dict[str, float]:
         """Top-k agreement and KL to the teacher, teacher-forced on the first eval references."""
@@ -258,22 +302,15 @@ class GenerationSuite:
         references = self.metric_references([refs for _, refs in data.evals["test"].examples])
         return {"test": {"metrics": list(self.metric_names), "references": references, "predictions": predictions}}
 
-    def task_names(self) -> list[str]:
-        return list(self.tasks)
-
     def task_metrics(self, name: str) -> tuple:
         return self.metric_names
-
-    def check_tasks(self, tasks) -> None:
-        for name in tasks:
-            if name not in self.tasks:
-                raise KdbenchError(f"unknown task {name!r} for this suite; {did_you_mean(name, list(self.tasks))}")
 
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> GenData:
         if name in TASK_LOADERS and data_root is None:
             raise KdbenchError("this task reads a local data root; pass data_dir= or set KDBENCH_DATA_DIR")
         train, test = {**TASK_LOADERS, **HUB_TASK_LOADERS}[name](data_root)
-        return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)}, notes=list(NOTES.get(name, [])))
+        notes = list(NOTES.get(name, [])) + ([self.scorer.note()] if self.scorer and self.scorer.note else [])
+        return GenData(name, _first(train, max_train), {"test": _first(test, max_eval)}, notes=notes)
 
     def build_model(self, name: str, data: GenData, seed: int, cache_dir=None, attention_maps: bool = False):
         return load_causal_lm(name, seed=seed, eager=attention_maps, cache_dir=cache_dir)

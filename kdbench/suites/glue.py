@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from kdbench import metrics
+from kdbench.suites.base import Suite, register_suite_kind
 from kdbench.data.batching import Collator, encode, eval_loader, train_loader
 from kdbench.data.glue_tasks import TASKS, GlueTask
 from kdbench.data.hub import hub_offline, hub_split
@@ -27,7 +28,6 @@ from kdbench.data.local import Split, glue_path, local_split
 from kdbench.errors import KdbenchError
 from kdbench.metric_specs import on_split
 from kdbench.models.load import load_classifier
-from kdbench.registry import SUITES, did_you_mean
 from kdbench.validation import predict
 from kdbench.validation import batches, carve
 
@@ -76,19 +76,15 @@ def _first(split: Split, n: int) -> Split:
     return split if not n else Split(split.examples[:n], split.source, split.sha256)
 
 
-class GlueSuite:
+@register_suite_kind("glue")
+class GlueSuite(Suite):
     """The GLUE tasks: data loading and scoring. Training lives in the runner."""
 
-    def task_names(self) -> list[str]:
-        return list(TASKS)
+    tasks = tuple(TASKS)
+    label = "GLUE"
 
     def task_metrics(self, name: str) -> tuple:
         return TASKS[name].metrics
-
-    def check_tasks(self, tasks) -> None:
-        for name in tasks:
-            if name not in TASKS:
-                raise KdbenchError(f"unknown GLUE task {name!r}; {did_you_mean(name, list(TASKS))}")
 
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> TaskData:
         task = TASKS[name]
@@ -196,5 +192,3 @@ class GlueSuite:
                                "predictions": {"model": predictions[split_name]}}
         return out
 
-
-SUITES.add("glue", GlueSuite)

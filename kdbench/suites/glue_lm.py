@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdbench import metrics
+from kdbench.suites.base import register_suite_kind
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
-from kdbench.registry import SUITES
 from kdbench.suites.glue import GlueSuite, TaskData
 
 PROMPTS = {
@@ -167,6 +167,7 @@ class GlueLMCollator:
         return batch
 
 
+@register_suite_kind("glue_lm")
 class GlueLMSuite(GlueSuite):
     """The GLUE tasks scored through a causal LM's answer-position distribution."""
 
@@ -189,8 +190,9 @@ class GlueLMSuite(GlueSuite):
     def words(self, task: str) -> tuple[str, ...]:
         return self.verbalizer or WORDS[task]
 
-    def check_verbalizer(self, tokenizer, tasks) -> None:
+    def check_tokenizer(self, tokenizer_of, tasks) -> None:
         """Every task's label words are single tokens after its prompt (before any model loads)."""
+        tokenizer = tokenizer_of()
         for task in tasks:
             verbalize(tokenizer, task, self.words(task))
 
@@ -275,5 +277,3 @@ class GlueLMSuite(GlueSuite):
         out[f"mor@{LM_K}"], out[f"cr@{LM_K}"] = 100.0 * overlap.mean().item(), 100.0 * identical.mean().item()
         return out
 
-
-SUITES.add("glue_lm", GlueLMSuite)

@@ -27,13 +27,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdbench.suites.base import register_suite_kind
 from kdbench.data.hub import hub_offline
 from kdbench.data.glue_tasks import TASKS
 from kdbench.data.local import Split, local_split
 from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.models.placement import to_device
-from kdbench.registry import SUITES
 from kdbench.suites.perplexity import PerplexitySuite, TextData
 
 LOCAL_TASKS = {
@@ -135,6 +135,7 @@ class LmEvalData(TextData):
     limit: int | None = None  # lm-eval's limit: data.max_eval_examples, None = all
 
 
+@register_suite_kind("lmeval")
 class LmEvalSuite(PerplexitySuite):
     def task_names(self) -> list[str]:
         return list(LOCAL_TASKS)
@@ -196,5 +197,3 @@ class LmEvalSuite(PerplexitySuite):
                                       log_samples=False, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
         return _clean(results["results"][task]), {}
 
-
-SUITES.add("lmeval", LmEvalSuite)

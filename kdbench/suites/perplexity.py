@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdbench import metrics
+from kdbench.suites.base import Suite, register_suite_kind
 from kdbench.data.batching import LMCollator, lm_blocks, train_loader
 from kdbench.data.hub import hub_offline
 from kdbench.data.local import Split
@@ -29,7 +30,6 @@ from kdbench.files import file_sha256
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
-from kdbench.registry import SUITES, did_you_mean
 from kdbench.validation import batches
 
 TASKS = {"wikitext2": "wikitext-2"}
@@ -70,17 +70,13 @@ def _hub_text(split: str) -> Split:
     return Split(["".join(ds["text"])], f"hub:Salesforce/wikitext/wikitext-2-v1/{split}", ds._fingerprint)
 
 
-class PerplexitySuite:
-    def task_names(self) -> list[str]:
-        return list(TASKS)
+@register_suite_kind("perplexity")
+class PerplexitySuite(Suite):
+    tasks = tuple(TASKS)
+    label = "perplexity"
 
     def task_metrics(self, name: str) -> tuple:
         return ("perplexity",)
-
-    def check_tasks(self, tasks) -> None:
-        for name in tasks:
-            if name not in TASKS:
-                raise KdbenchError(f"unknown perplexity task {name!r}; {did_you_mean(name, list(TASKS))}")
 
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> TextData:
         notes = []
@@ -165,5 +161,3 @@ class PerplexitySuite:
         loader = train_loader(blocks, LMCollator(tokenizer.pad_token_id, cfg.data.padding_side), cfg.eval.batch_size, 0)
         return language_model(student, teacher, loader, device)
 
-
-SUITES.add("perplexity", PerplexitySuite)

@@ -208,7 +208,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     cached = load_cached(path, log)
     if cached is not None:
         model, meta = cached
-        model = getattr(suite, "adapt", lambda m: m)(model)  # e.g. the causal-LM GLUE form's answer position
+        model = suite.adapt(model)  # e.g. the causal-LM GLUE form's answer position
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
         return model, {k: meta.get(k) for k in TEACHER_META}
     model_cache = cfg.cache_dir or None
