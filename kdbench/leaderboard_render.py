@@ -13,7 +13,8 @@ from statistics import mean
 from pathlib import Path
 
 from kdbench.convergence import RULE
-from kdbench.leaderboard import N_RESAMPLES, Group, MethodRow, Summary, family, run_average
+from kdbench.comparisons import N_RESAMPLES, family
+from kdbench.leaderboard import Group, MethodRow, Summary, run_average
 from kdbench.metric_specs import higher_is_better, is_spread
 from kdbench.stats import MIN_SEEDS, Comparison
 

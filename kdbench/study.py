@@ -167,7 +167,7 @@ def _cells(claims: list[Claim], results_dir: Path, allow_dirty: bool, path: Path
 
 def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Outcome]:
     """Every claim's comparison and verdict (one Holm family over the study's tests)."""
-    from kdbench.leaderboard import Comparisons
+    from kdbench.comparisons import Comparisons
     from kdbench.stats import MDE_FACTOR, holm
 
     _, claims = load_study(path)
