@@ -212,14 +212,15 @@ SECTIONS = {"train": TrainConfig, "teacher_train": TeacherTrainConfig, "data": D
 TOP_LEVEL = {f.name for f in dataclasses.fields(RunConfig)} - set(SECTIONS) - {"method_params", "suite_info"}
 
 
-def suites_dir() -> Path:
-    """suites/ of the checkout kdbench runs from (KDBENCH_SUITES_DIR overrides)."""
-    env = os.environ.get("KDBENCH_SUITES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "suites"
+def suites_dirs() -> list[Path]:
+    """Where suite TOMLs are looked up, first match wins: the folders in KDBENCH_SUITES_DIR (separated by
+    os.pathsep: a user's own presets, also for plug-in suite kinds), then suites/ of the checkout."""
+    env = os.environ.get("KDBENCH_SUITES_DIR", "")
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p] + [Path(__file__).resolve().parent.parent / "suites"]
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in suites_dir().glob("*.toml"))
+    return sorted({p.stem for folder in suites_dirs() for p in folder.glob("*.toml")})
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -236,8 +237,8 @@ def check_name(key: str, value: str) -> str:
 
 def load_suite_file(name: str) -> dict:
     check_name("suite", name)
-    path = suites_dir() / f"{name}.toml"
-    if not path.is_file():
+    path = next((p for p in (folder / f"{name}.toml" for folder in suites_dirs()) if p.is_file()), None)
+    if path is None:
         raise KdbenchError(f"unknown suite {name!r}; {did_you_mean(name, suite_names())}")
     with open(path, "rb") as f:
         try:

@@ -6,7 +6,7 @@
 A plug-in file registers with the same calls as the built-ins (`register_method`, `register_suite_kind`,
 `metric_specs.declare`) and is imported once, before the config is read, so a method it defines is
 validated, run, cached, resumed, recorded and ranked exactly like a built-in (a suite kind also needs
-its TOML preset under suites/ or `KDBENCH_SUITES_DIR`). Installed packages offer
+its TOML preset under suites/ or in a folder of `KDBENCH_SUITES_DIR`, searched first). Installed packages offer
 plug-ins through the entry-point group `kdbench.plugins` (each entry point names a module, imported on
 every command). `include` is not a config key: a record names each plug-in file with its sha256
 (`plugins`), and its config hash does not depend on where the file lies.

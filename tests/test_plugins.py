@@ -91,3 +91,41 @@ def test_an_installed_package_offers_plug_ins_through_the_entry_point_group(tmp_
     done = subprocess.run([sys.executable, "-m", "kdbench", "ls", "methods"], capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "entry point demo" in done.stderr and "needs torch 9" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+SUITE_PLUGIN = '''
+"""Tiny Shakespeare read backwards: a suite kind in one file (the char kind's models and metrics)."""
+from kdbench.data.local import Split
+from kdbench.suites.base import register_suite_kind
+from kdbench.suites.char import CharSuite
+
+
+@register_suite_kind("backwards_char")
+class BackwardsChar(CharSuite):
+    def load(self, name, data_root, max_train, max_eval):
+        data = super().load(name, data_root, max_train, max_eval)
+        flip = lambda s: Split([s.examples[0][::-1]], s.source + " [reversed]", s.sha256 + "/reversed")
+        data.train, data.evals = flip(data.train), {k: flip(v) for k, v in data.evals.items()}
+        return data
+'''
+
+
+def test_a_suite_kind_from_a_user_file_and_its_toml_run_like_a_built_in(tmp_path, data_root, cache_dir, capsys,
+                                                                        monkeypatch):
+    plugin, presets = tmp_path / "backwards.py", tmp_path / "presets"
+    plugin.write_text(SUITE_PLUGIN)
+    presets.mkdir()
+    toml = (REPO / "suites" / "char_tiny.toml").read_text().replace('kind = "char"', 'kind = "backwards_char"')
+    (presets / "backwards_tiny.toml").write_text(toml)
+    monkeypatch.setenv("KDBENCH_SUITES_DIR", str(presets))
+    results = tmp_path / "r"
+    args = ["suite=backwards_tiny", f"include=[{plugin}]", f"data_dir={data_root}", f"results_dir={results}",
+            f"cache_dir={cache_dir}"]
+    assert main(["sweep", "methods=[none,kd]", "seeds=[0]", *args]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((results / "backwards_tiny").glob("*.json"))]
+    assert [r["status"] for r in records] == ["complete", "complete"]
+    assert records[0]["data"]["shakespeare"]["train"].endswith("[reversed]")
+    assert main(["run", "suite=char_tiny", "dry_run=true"]) == 0  # the built-in presets are still found
+    capsys.readouterr()
+    assert main(["leaderboard", f"results_dir={as_committed(results)}", f"include=[{plugin}]"]) == 0
+    assert "backwards_tiny" in capsys.readouterr().out
