@@ -8,9 +8,11 @@
   Target ≤ 1.05: distillation should cost no more than its two ingredients.
 - P2: RLKD step (forward KL + rank loss at k=15) ÷ KD step (forward KL) on the LM pair (V = 49,152).
   Target ≤ 1.03 (the paper measured +1.19%).
-- P3: the chunked fused-linear KD loss ÷ naive PyTorch (logits = h·Wᵀ, then forward KL), forward +
-  backward at V = 49,152 and 8,192 tokens: peak extra memory (each variant in a fresh process,
-  peak RSS minus RSS after the inputs exist) and time. Targets: memory ≤ 0.15, time ≤ 1.0.
+- P3: the forward KL every method trains on (`kdbench.losses.forward_kl`, mean: its chunked path with the
+  gradient written out) ÷ the same formula under autograd, logits = h·Wᵀ in both, forward + backward at
+  V = 49,152 and 8,192 tokens: peak extra memory (each variant in a fresh process, peak RSS minus RSS
+  after the inputs exist) and time. Target: ≤ 1.0 on both. (Until 2026-12-01 P3 timed a fused-linear
+  loss, which no method used; it was removed, and its measurements in the README are that form's.)
 
 Each step is forward + backward + AdamW step on real batches (random token ids of the stated shape: the
 cost does not depend on the text). Timings are the median over `--repeats` after warm-up, with the
@@ -158,7 +160,6 @@ def p1_p2(repeats: int, which: set[str], pairs: tuple = ("glue", "lm")) -> None:
 P3_CHILD = r"""
 import json, resource, sys, time, torch
 from kdbench.losses import forward_kl
-from kdbench.losses.chunked import fused_linear_divergence
 variant, tokens, vocab, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
 h = torch.randn(tokens, dim, requires_grad=True)
@@ -169,10 +170,10 @@ def rss():
         return int(f.read().split()[1]) * 4096
 before = rss()
 start = time.perf_counter()
-if variant == "naive":
+if variant == "naive":  # the formula under autograd
+    loss = forward_kl(h @ w.T, t, reduction="none").mean()
+else:  # what every method trains on: the chunked path with its gradient written out
     loss = forward_kl(h @ w.T, t)
-else:
-    loss = fused_linear_divergence(forward_kl, h, w, t, chunk=512)
 loss.backward()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -195,14 +196,13 @@ def p3(repeats: int, tokens: int = 8192, vocab: int = 49152, dim: int = 576) -> 
         r["extra_bytes"] for r in results["naive"])
     tim = statistics.median(r["seconds"] for r in results["chunked"]) / statistics.median(
         r["seconds"] for r in results["naive"])
-    print(f"P3: memory {mem:.3f} (target ≤ 0.15: {'met' if mem <= 0.15 else 'not met'}),"
+    print(f"P3: memory {mem:.3f} (target ≤ 1.0: {'met' if mem <= 1.0 else 'not met'}),"
           f" time {tim:.3f} (target ≤ 1.0: {'met' if tim <= 1.0 else 'not met'})")
 
 
 def p3_cuda(repeats: int, tokens: int = 8192, vocab: int = 49152, dim: int = 576) -> None:
     """P3 on the GPU, both variants in this process: peak allocated memory above what the inputs hold."""
     from kdbench.losses import forward_kl
-    from kdbench.losses.chunked import fused_linear_divergence
 
     def once(variant: str, precision: str) -> dict:
         torch.manual_seed(0)
@@ -216,9 +216,9 @@ def p3_cuda(repeats: int, tokens: int = 8192, vocab: int = 49152, dim: int = 576
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         with amp:
             if variant == "naive":
-                loss = forward_kl(h @ w.T, t)
+                loss = forward_kl(h @ w.T, t, reduction="none").mean()
             else:
-                loss = fused_linear_divergence(forward_kl, h, w, t, chunk=512)
+                loss = forward_kl(h @ w.T, t)
         loss.backward()
         torch.cuda.synchronize()
         out = {"seconds": time.perf_counter() - start, "extra_bytes": torch.cuda.max_memory_allocated() - before,
@@ -242,7 +242,7 @@ def p3_cuda(repeats: int, tokens: int = 8192, vocab: int = 49152, dim: int = 576
             r["extra_bytes"] for r in results["naive"])
         tim = statistics.median(r["seconds"] for r in results["chunked"]) / statistics.median(
             r["seconds"] for r in results["naive"])
-        print(f"P3 (cuda, {label}): memory {mem:.3f} (target ≤ 0.15: {'met' if mem <= 0.15 else 'not met'}),"
+        print(f"P3 (cuda, {label}): memory {mem:.3f} (target ≤ 1.0: {'met' if mem <= 1.0 else 'not met'}),"
               f" time {tim:.3f} (target ≤ 1.0: {'met' if tim <= 1.0 else 'not met'})")
 
 

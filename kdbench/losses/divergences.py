@@ -67,7 +67,7 @@ def forward_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduc
     its gradient written out (`kdbench.losses.fused_kl`: the same value and gradient as the formula below,
     to float rounding, at a third of its time on a 49,152-word vocabulary); `reduction="none"` (per
     position: RLKD's dynamic weighting, the diagnostics) is the formula itself. The cached top-k teacher's
-    tail-bucket KL (`kdbench.losses.chunked.sparse_forward_kl`) is a coarser objective, not this one.
+    tail-bucket KL (`kdbench.losses.topk_kl.sparse_forward_kl`) is a coarser objective, not this one.
     """
     if reduction == "mean":
         return fused_forward_kl(student_logits, teacher_logits, mask, temperature)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kdbench.errors import KdbenchError
 from kdbench.losses import DIVERGENCES
-from kdbench.losses.chunked import sparse_forward_kl
+from kdbench.losses.topk_kl import sparse_forward_kl
 from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
 from kdbench.registry import did_you_mean
 

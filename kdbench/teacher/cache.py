@@ -8,7 +8,7 @@ What is stored, per training example (looked up through the batch's `example_ind
 - causal LMs with a large vocabulary, only where the user opts in to the approximation
   (`teacher_cache_k=k`): for every real token, the teacher's top-k raw logits (float16) and their token ids
   (int32), plus logsumexp(z / T) over the whole vocabulary (float32) at the method's temperature T, so
-  that the mass outside the top-k is known exactly: `kdbench.losses.chunked.sparse_forward_kl` treats it
+  that the mass outside the top-k is known exactly: `kdbench.losses.topk_kl.sparse_forward_kl` treats it
   as one tail bucket (the exact KL of the (top-k, rest) coarsening, a coarser objective than the dense
   KL; records say `topk(k)` and the leaderboard keeps them in their own group). Without the opt-in a
   large-vocabulary LM teacher runs live: every method in a table optimises the same, exact objective.

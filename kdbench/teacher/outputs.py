@@ -19,7 +19,7 @@ import torch
 class TopK:
     """The teacher's k largest raw logits per position and where they are: values/indices `(B, T, k)`, and
     lse `(B, T)` = logsumexp(z / T) over the whole vocabulary at the method's temperature T, so the mass
-    outside the top-k is known exactly (kdbench.losses.chunked.sparse_forward_kl)."""
+    outside the top-k is known exactly (kdbench.losses.topk_kl.sparse_forward_kl)."""
 
     values: torch.Tensor
     indices: torch.Tensor
