@@ -239,7 +239,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
                                  "validation": suite.val_description(data),
                                  **{f"eval_{k}": v.source for k, v in data.evals.items()},
                                  **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()},
-                                 "tokenizer": run.tokenizer.name_or_path, "notes": list(getattr(data, "notes", []))}
+                                 "tokenizer": run.tokenizer.name_or_path, "notes": suite.notes(run.tokenizer, data, cfg)}
 
     # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
     teacher, meta = teacher_for_task(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
@@ -300,7 +300,6 @@ def _student_for(run: _Run, task_name: str, data, teacher):
     record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
     if stats.resumed_from:
         record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
-    record["data"][task_name]["notes"] = list(getattr(data, "notes", []))  # training may add some
     run.trained = (_training_key(data), student, stats, task_name)
     record["timings"]["train_s"] += stats.seconds
     record["timings"]["val_s"] = record["timings"].get("val_s", 0.0) + stats.val_seconds

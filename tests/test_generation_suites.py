@@ -1,6 +1,7 @@
 """Generation suites (bleu, cer, rouge) end to end on tiny models, generation itself, and their bad inputs."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -98,7 +99,11 @@ def test_training_examples_whose_prompt_fills_the_window_are_skipped_and_noted(d
     assert 0 < too_long < len(lengths)
     loader = suite.train_loader(tokenizer, data, window, 2, 0)
     assert len(loader.dataset) == len(lengths) - too_long
-    assert data.notes[-1].startswith(f"{too_long} of {len(lengths)} training examples skipped")
+    before = list(data.notes)
+    cfg = SimpleNamespace(train=SimpleNamespace(max_length=window), teacher_train=SimpleNamespace(max_steps=0))
+    assert suite.notes(tokenizer, data, cfg)[-1].startswith(f"{too_long} of {len(lengths)} training examples skipped"
+                                                            f": their prompt fills train.max_length={window}")
+    assert data.notes == before  # the suite says what it skipped; nothing writes back into the data
 
 
 def test_malformed_generation_data_names_the_file(tmp_path):

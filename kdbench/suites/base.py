@@ -61,6 +61,10 @@ class Suite:
     def hold_out(self, data, n: int) -> None:
         raise NotImplementedError
 
+    def notes(self, tokenizer, data, cfg) -> list[str]:
+        """What the record says of this task's data under this config (default: what `load` noted)."""
+        return list(data.notes)
+
     def val_description(self, data) -> str:
         return f"{len(data.val.examples)} rows held out of the training data"
 

@@ -267,6 +267,7 @@ class GenerationSuite(Suite):
 
     def __init__(self, info=None):
         super().__init__(info)
+        self._encoded: dict = {}
         if info is None:  # built by hand (`kdbench ls tasks`, tests): lists every metric it can report
             self.scorer = None
             self.metric_names = tuple(name for m in GENERATION_METRICS.values() for name in m.names)
@@ -347,16 +348,33 @@ class GenerationSuite(Suite):
             features.append(row)
         return features, skipped
 
+    def _training_features(self, tokenizer, data: GenData, max_length: int) -> tuple[list[dict], list[int]]:
+        """`_features` of the training rows, computed once per (tokenizer, rows, length): `notes` and
+        `train_loader` both need them. The memo keeps the rows it was keyed by alive, so the key stays theirs."""
+        key = (tokenizer.name_or_path, len(tokenizer), id(data.train.examples), max_length)
+        if key not in self._encoded:
+            self._encoded[key] = (data.train.examples, *self._features(tokenizer, data.train.examples, max_length))
+        return self._encoded[key][1:]
+
+    def notes(self, tokenizer, data: GenData, cfg) -> list[str]:
+        """`load`'s notes, and how many training rows a length leaves without a response to learn (the
+        student's train.max_length, and the teacher's when it is fine-tuned at another length)."""
+        out = list(data.notes)
+        lengths = [("train", cfg.train.max_length)]
+        if cfg.teacher_train.max_steps and cfg.teacher_train.max_length != cfg.train.max_length:
+            lengths.append(("teacher_train", cfg.teacher_train.max_length))
+        for section, length in lengths:
+            skipped = self._training_features(tokenizer, data, length)[1]
+            if skipped:
+                out.append(f"{len(skipped)} of {len(data.train.examples)} training examples skipped: their prompt"
+                           f" fills {section}.max_length={length} (first: example {skipped[0]})")
+        return out
+
     def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
-        features, skipped = self._features(tokenizer, data.train.examples, max_length)
+        features = self._training_features(tokenizer, data, max_length)[0]
         if not features:
             raise KdbenchError(f"{data.train.source}: every prompt fills all {max_length} tokens of train.max_length,"
                                " leaving no response to learn; raise train.max_length")
-        if skipped:
-            note = (f"{len(skipped)} of {len(data.train.examples)} training examples skipped: their prompt fills"
-                    f" train.max_length={max_length} (first: example {skipped[0]})")
-            if note not in data.notes:
-                data.notes.append(note)
         return train_loader(features, LMCollator(tokenizer.pad_token_id, padding_side), batch_size, seed)
 
     def evaluate(self, model, tokenizer, data: GenData, cfg, device) -> tuple[dict, dict]:
