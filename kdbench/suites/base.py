@@ -5,6 +5,7 @@ a class registered here with `@register_suite_kind("name")`. A run calls, per ta
 
     suite.load(task, data_root, max_train, max_eval) -> data   # .name .train .evals .val .num_labels .regression .notes
     suite.hold_out(data, n)                                     # carve the validation slice off the training data
+    suite.notes(tokenizer, data, cfg) -> [str]                  # what the record says of the data (default: load's)
     suite.build_model(name, data, seed, cache_dir, attention_maps)
     suite.train_loader(tokenizer, data, max_length, batch_size, seed, padding_side)   # batches with example_index
     suite.val_batches(tokenizer, data, cfg) -> (batches, order)   # the learning curve's slice, teacher-forced
