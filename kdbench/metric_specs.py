@@ -1,5 +1,5 @@
-"""Every metric kdbench reports, declared once: its direction, its scale, how a run's value is aggregated
-from examples, and the statistic its bootstrap resamples. The leaderboard, `kdbench check`, the plots and
+"""Every metric kdbench reports, declared once: the function that computes it, its direction, its scale,
+how a run's value is aggregated from examples, and the statistic its bootstrap resamples. The leaderboard, `kdbench check`, the plots and
 the study read these declarations; nothing recovers a metric's meaning from its name.
 
 A name that is not declared here has no direction: the leaderboard shows it without tests or an average,
@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from kdbench import example_stats as ex
+from kdbench import metrics
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Metric:
     aggregate: str  # how a run's value comes from its examples: "mean", "corpus", "correlation", or "run"
     resample: Resampling | None = None  # None: no bootstrap over examples (no p-values)
     compared: bool = True  # False for spreads (x_std, acc_stderr): shown beside their metric, never tested or gated
+    # (predictions, references) -> the value (kdbench.metrics); None where the suite computes it from the model
+    # itself (perplexity, lm-eval's loglikelihoods, the diagnostics) or from other runs (spreads)
+    compute: Callable[[list, list], float] | None = None
 
     @property
     def task_score(self) -> bool:
@@ -81,29 +85,34 @@ def spread(name: str) -> str:
     return derived
 
 
-def _percent(name, higher, aggregate, resample=None):
-    return declare(Metric(name, higher, True, aggregate, resample))
+def _percent(name, higher, aggregate, resample, compute):
+    return declare(Metric(name, higher, True, aggregate, resample, compute=compute))
+
+
+def _rouge(key: str):
+    return lambda predictions, references: metrics.rouge(predictions, references)[key]
 
 
 for _base in (
-    _percent("accuracy", True, "mean", Resampling(ex.prep_accuracy, ex.score_mean)),
-    _percent("f1", True, "corpus", Resampling(ex.prep_confusion, ex.score_f1)),
-    _percent("mcc", True, "corpus", Resampling(ex.prep_confusion, ex.score_mcc)),
-    _percent("pearson", True, "correlation", Resampling(ex.prep_pair, ex.score_pearson)),
-    _percent("spearman", True, "correlation", Resampling(ex.prep_pair, ex.score_spearman)),
+    _percent("accuracy", True, "mean", Resampling(ex.prep_accuracy, ex.score_mean), metrics.accuracy),
+    _percent("f1", True, "corpus", Resampling(ex.prep_confusion, ex.score_f1), metrics.f1),
+    _percent("mcc", True, "corpus", Resampling(ex.prep_confusion, ex.score_mcc), metrics.mcc),
+    _percent("pearson", True, "correlation", Resampling(ex.prep_pair, ex.score_pearson), metrics.pearson),
+    _percent("spearman", True, "correlation", Resampling(ex.prep_pair, ex.score_spearman), metrics.spearman),
 ):
     for _split in SPLITS:
         declare(replace(_base, name=f"{_base.name}_{_split}"))
 
 for _generated in (
-    _percent("bleu", True, "corpus", Resampling(ex.prep_bleu, ex.score_bleu)),
-    _percent("cer", False, "corpus", Resampling(ex.prep_cer, ex.score_cer)),
-    _percent("rouge1", True, "mean", Resampling(ex.prep_rouge("rouge1"), ex.score_mean)),
-    _percent("rouge2", True, "mean", Resampling(ex.prep_rouge("rouge2"), ex.score_mean)),
-    _percent("rougeL", True, "mean", Resampling(ex.prep_rouge("rougeL"), ex.score_mean)),
-    _percent("gsm8k_accuracy", True, "mean", Resampling(ex.prep_gsm8k, ex.score_mean)),
+    _percent("bleu", True, "corpus", Resampling(ex.prep_bleu, ex.score_bleu), metrics.bleu),
+    _percent("cer", False, "corpus", Resampling(ex.prep_cer, ex.score_cer), metrics.cer),
+    _percent("rouge1", True, "mean", Resampling(ex.prep_rouge("rouge1"), ex.score_mean), _rouge("rouge1")),
+    _percent("rouge2", True, "mean", Resampling(ex.prep_rouge("rouge2"), ex.score_mean), _rouge("rouge2")),
+    _percent("rougeL", True, "mean", Resampling(ex.prep_rouge("rougeL"), ex.score_mean), _rouge("rougeL")),
+    _percent("gsm8k_accuracy", True, "mean", Resampling(ex.prep_gsm8k, ex.score_mean), metrics.gsm8k_accuracy),
 ):
-    declare(replace(_generated, name=f"{_generated.name}_std", aggregate="run", resample=None, compared=False))
+    declare(replace(_generated, name=f"{_generated.name}_std", aggregate="run", resample=None, compared=False,
+                    compute=None))
 
 # language modelling: corpus exponentials and lm-eval's raw (0–1) accuracy, no resampling over examples
 declare(Metric("perplexity", False, False, "corpus"))

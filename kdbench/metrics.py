@@ -48,16 +48,14 @@ def spearman(predictions, labels) -> float:
     return _correlation(stats.spearmanr, predictions, labels)
 
 
-GLUE_METRICS = {"accuracy": accuracy, "f1": f1, "mcc": mcc, "pearson": pearson, "spearman": spearman}
-
-
 def glue(task: str, predictions, labels) -> dict[str, float]:
     """The official GLUE metrics of `task` (e.g. "mrpc" → accuracy and F1), 0–100."""
     from kdbench.data.glue_tasks import TASKS
+    from kdbench.metric_specs import lookup  # the declarations name the functions of this module
 
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
-    return {name: GLUE_METRICS[name](predictions, labels) for name in TASKS[task].metrics}
+    return {name: lookup(name).compute(predictions, labels) for name in TASKS[task].metrics}
 
 
 def _check_pairs(predictions, references) -> None:

@@ -45,3 +45,13 @@ def test_the_run_average_holds_only_task_scores():
     assert run_average({"a": {"accuracy": 80.0}, "b": {"cer": 20.0}}, ["a", "b"]) is None  # lower is better
     assert run_average({"a": {"acc": 0.8}}, ["a"]) is None  # lm-eval's 0–1 accuracy is not on the 0–100 scale
     assert run_average({"a": {"mystery": 80.0}}, ["a"]) is None  # undeclared: no direction
+
+
+def test_each_declared_metric_names_the_function_that_computes_it():
+    preds, refs = ["the cat sat", "a dog"], ["the cat sat down", "a dog ran"]
+    assert lookup("bleu").compute(preds, refs) == metrics.bleu(preds, refs)
+    assert {k: lookup(k).compute(preds, refs) for k in ("rouge1", "rouge2", "rougeL")} == metrics.rouge(preds, refs)
+    assert lookup("accuracy_matched").compute([1, 0], [1, 1]) == 50.0  # a split's metric is the same function
+    assert metrics.glue("mrpc", [1, 0, 1, 1], [1, 0, 0, 1]) == {"accuracy": 75.0, "f1": 80.0}
+    # computed by the suite from the model, or over decoding seeds: no function of (predictions, references)
+    assert lookup("perplexity").compute is None and lookup("bleu_std").compute is None

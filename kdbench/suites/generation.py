@@ -37,7 +37,7 @@ from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
 from kdbench.generation import generate
-from kdbench.metric_specs import spread
+from kdbench.metric_specs import lookup, spread
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
 from kdbench.suites.base import Suite, register_suite_kind
@@ -237,23 +237,21 @@ def _first(split: Split, n: int) -> Split:
 
 @dataclass(frozen=True)
 class GenerationMetric:
-    """A corpus metric of generated text: the names it reports and how it reads the references."""
+    """What a generation preset's `metric` reports (each name's function: kdbench.metric_specs) and how it
+    reads the references."""
 
     names: tuple
-    score: Callable[[list, list], dict]  # (predictions, references as `first_reference` says) -> {name: value}
     first_reference: bool  # scored against each example's first reference (else against all of them)
     note: Callable[[], str] | None = None  # what the record's data notes say of it (sacrebleu's signature)
 
 
 GENERATION_METRICS = {
-    "bleu": GenerationMetric(("bleu",), lambda p, r: {"bleu": metrics.bleu(p, r)}, True,
-                             lambda: f"sacrebleu signature: {metrics.bleu_signature()}"),
-    "cer": GenerationMetric(("cer",), lambda p, r: {"cer": metrics.cer(p, r)}, True),
+    "bleu": GenerationMetric(("bleu",), True, lambda: f"sacrebleu signature: {metrics.bleu_signature()}"),
+    "cer": GenerationMetric(("cer",), True),
     # rouge-score with Porter stemming; each example scores the best F over its references
-    "rouge": GenerationMetric(("rouge1", "rouge2", "rougeL"), metrics.rouge, False),
+    "rouge": GenerationMetric(("rouge1", "rouge2", "rougeL"), False),
     # the prediction's number after "####" (else its last number) must equal the reference's
-    "gsm8k_accuracy": GenerationMetric(("gsm8k_accuracy",),
-                                       lambda p, r: {"gsm8k_accuracy": metrics.gsm8k_accuracy(p, r)}, True),
+    "gsm8k_accuracy": GenerationMetric(("gsm8k_accuracy",), True),
 }
 
 
@@ -279,7 +277,8 @@ class GenerationSuite(Suite):
         self.metric_names = self.scorer.names
 
     def metric(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-        return self.scorer.score(predictions, self.metric_references(references))
+        refs = self.metric_references(references)
+        return {name: lookup(name).compute(predictions, refs) for name in self.metric_names}
 
     def metric_references(self, references: list[list[str]]) -> list:
         """The references as the metric scores against them (all of them, or the first)."""

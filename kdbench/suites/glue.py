@@ -14,7 +14,7 @@ scores are on dev sets, as in DistilBERT, MiniLM and TinyBERT's dev tables.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +38,7 @@ class TaskData:
     train: Split
     evals: dict  # split name -> Split
     val: Split | None = None  # rows held out of train for learning curves (kdbench.validation)
+    notes: list = field(default_factory=list)  # what the record says of the data (none for GLUE's files)
 
     @property
     def name(self) -> str:
