@@ -58,6 +58,13 @@ def lookup(name: str) -> Metric | None:
     return METRICS.get(name)
 
 
+def compute(names, predictions, references) -> dict[str, float]:
+    """Each named metric of `predictions` against `references`, by its declared function."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    return {name: METRICS[name].compute(predictions, references) for name in names}
+
+
 def is_spread(name: str) -> bool:
     """A declared spread (x_std, acc_stderr): shown beside its metric, never a metric of its own."""
     spec = lookup(name)

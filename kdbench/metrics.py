@@ -48,16 +48,6 @@ def spearman(predictions, labels) -> float:
     return _correlation(stats.spearmanr, predictions, labels)
 
 
-def glue(task: str, predictions, labels) -> dict[str, float]:
-    """The official GLUE metrics of `task` (e.g. "mrpc" → accuracy and F1), 0–100."""
-    from kdbench.data.glue_tasks import TASKS
-    from kdbench.metric_specs import lookup  # the declarations name the functions of this module
-
-    if len(predictions) != len(labels):
-        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
-    return {name: lookup(name).compute(predictions, labels) for name in TASKS[task].metrics}
-
-
 def _check_pairs(predictions, references) -> None:
     if len(predictions) != len(references):
         raise KdbenchError(f"{len(predictions)} predictions for {len(references)} references; they must pair up one to one")

@@ -32,8 +32,11 @@ def test_correlation_with_constant_predictions_is_zero_not_nan():
 
 
 def test_glue_reports_each_tasks_official_metrics():
-    assert set(metrics.glue("mrpc", [1, 0], [1, 1])) == {"accuracy", "f1"}
-    assert set(metrics.glue("stsb", [1.0, 2.0, 3.0], [1.0, 2.0, 3.5])) == {"pearson", "spearman"}
-    assert set(metrics.glue("cola", [1, 0], [1, 0])) == {"mcc"}
+    from kdbench.data.glue_tasks import TASKS
+    from kdbench.metric_specs import compute
+
+    assert set(compute(TASKS["mrpc"].metrics, [1, 0], [1, 1])) == {"accuracy", "f1"}
+    assert set(compute(TASKS["stsb"].metrics, [1.0, 2.0, 3.0], [1.0, 2.0, 3.5])) == {"pearson", "spearman"}
+    assert set(compute(TASKS["cola"].metrics, [1, 0], [1, 0])) == {"mcc"}
     with pytest.raises(ValueError, match="predictions"):
-        metrics.glue("sst2", [1], [1, 0])
+        compute(TASKS["sst2"].metrics, [1], [1, 0])

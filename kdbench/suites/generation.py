@@ -37,7 +37,7 @@ from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
 from kdbench.generation import generate
-from kdbench.metric_specs import lookup, spread
+from kdbench.metric_specs import compute, spread
 from kdbench.models.load import load_causal_lm
 from kdbench.models.placement import to_device
 from kdbench.suites.base import Suite, register_suite_kind
@@ -277,8 +277,7 @@ class GenerationSuite(Suite):
         self.metric_names = self.scorer.names
 
     def metric(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-        refs = self.metric_references(references)
-        return {name: lookup(name).compute(predictions, refs) for name in self.metric_names}
+        return compute(self.metric_names, predictions, self.metric_references(references))
 
     def metric_references(self, references: list[list[str]]) -> list:
         """The references as the metric scores against them (all of them, or the first)."""

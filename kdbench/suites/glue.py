@@ -19,14 +19,13 @@ from pathlib import Path
 
 import torch
 
-from kdbench import metrics
 from kdbench.suites.base import Suite, register_suite_kind
 from kdbench.data.batching import Collator, encode, eval_loader, train_loader
 from kdbench.data.glue_tasks import TASKS, GlueTask
 from kdbench.data.hub import hub_offline, hub_split
 from kdbench.data.local import Split, glue_path, local_split
 from kdbench.errors import KdbenchError
-from kdbench.metric_specs import on_split
+from kdbench.metric_specs import compute, on_split
 from kdbench.models.load import load_classifier
 from kdbench.validation import predict
 from kdbench.validation import batches, carve
@@ -120,7 +119,7 @@ class GlueSuite(Suite):
 
     def val_metrics(self, data: TaskData, logits: torch.Tensor) -> dict[str, float]:
         """The task's official metrics on the validation slice (logits `(N, C)` in the slice's order)."""
-        return metrics.glue(data.task.name, self.predictions(data.task, logits), [e.label for e in data.val.examples])
+        return compute(data.task.metrics, self.predictions(data.task, logits), [e.label for e in data.val.examples])
 
     def trivial(self, tokenizer, data: TaskData, cfg) -> dict[str, dict[str, float]]:
         """Predictors that learn nothing: the training set's majority class, or its mean score (regression:
@@ -142,7 +141,7 @@ class GlueSuite(Suite):
 
     def score(self, task: GlueTask, split: str, predictions: list, labels: list) -> dict[str, float]:
         """Official metrics; with several eval splits (MNLI) each key gets the split name."""
-        scores = metrics.glue(task.name, predictions, labels)
+        scores = compute(task.metrics, predictions, labels)  # the task's official metrics
         if len(task.eval_splits) > 1:
             scores = {on_split(k, split): v for k, v in scores.items()}
         return scores

@@ -43,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdbench import metrics
 from kdbench.suites.base import register_suite_kind
 from kdbench.errors import KdbenchError
 from kdbench.models.load import load_causal_lm
+from kdbench.metric_specs import compute
 from kdbench.suites.glue import GlueSuite, TaskData
 
 PROMPTS = {
@@ -245,7 +245,7 @@ class GlueLMSuite(GlueSuite):
         return z.argmax(-1).tolist()
 
     def val_metrics(self, data: GlueLMData, logits: torch.Tensor) -> dict[str, float]:
-        return metrics.glue(data.name, self.label_predictions(data, logits), [e.label for e in data.val.examples])
+        return compute(data.task.metrics, self.label_predictions(data, logits), [e.label for e in data.val.examples])
 
     def evaluate(self, model, tokenizer, data: GlueLMData, cfg, device) -> tuple[dict, dict]:
         from kdbench.data.batching import eval_loader
