@@ -179,7 +179,6 @@ def bare_rate(kind, setup: Setup, shape, steps, warmup, accelerator) -> tuple[fl
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    del student, optimizer, state
     return batch * length / median, median, attn
 
 

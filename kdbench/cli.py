@@ -36,8 +36,9 @@ commands:
   cache         `cache ls`: the cache's entries, sizes on disk, last use; `cache prune max_gb=N`: evict the least
                 recently used entries (never one in use) until the cache holds at most N GB
 
-suites: glue (GLUE dev sets, encoder classifiers), perplexity (WikiText-2, causal LMs),
-and their *_tiny smoke-test variants; `kdbench ls suites`
+suites: glue (GLUE dev through causal LMs, the default), glue_enc (GLUE with encoder classifiers), char (Tiny
+Shakespeare, character level), perplexity, bleu, cer, rouge, lmeval (causal LMs), *_ci gate suites and
+*_tiny smoke tests; `kdbench ls suites` lists them all
 
 run keys (defaults from suites/<suite>.toml, then the code):
   suite=glue            suite file under suites/          method=none|kd|rlkd|fakd

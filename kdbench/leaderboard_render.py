@@ -107,7 +107,7 @@ def section(group: Group) -> TableSection:
     columns = (["method"] + [f"{t} ({'/'.join(group.metric_names[t])})" for t in group.tasks] + ["avg"]
                + ["Δ vs kd", "Δ vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
                + diag_keys)
-    rows, sort_values = [], []
+    rows = []
     teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not is_spread(m)})
                      if t in group.teacher else (DASH, None) for t in group.tasks]
     t_avg = run_average(group.teacher, group.tasks)
