@@ -245,7 +245,8 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     teacher, meta = teacher_for_task(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
     record["teacher_metrics"][task_name] = meta["metrics"]
     record["timings"]["teacher_s"] += meta["seconds"]
-    record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"]}
+    record.setdefault("teacher_cache", {})[task_name] = {"cached": meta["cached"], "key": meta["key_parts"],
+                                                         "weights_sha256": meta.get("weights_sha256")}
     if meta.get("curve"):
         record.setdefault("teacher_curves", {})[task_name] = meta["curve"]
     record.setdefault("trivial", {})[task_name] = suite.trivial(run.tokenizer, data, cfg)

@@ -234,6 +234,11 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     teacher = next((r["teacher_metrics"] for r in records if r.get("teacher_metrics")), {})
     if len(teacher_sets) > 1:
         notes.append(f"teacher scores differ between records ({len(teacher_sets)} versions); the first is shown")
+    teachers = max((len({r["teacher_cache"][t].get("weights_sha256") for r in records
+                         if r.get("teacher_cache", {}).get(t, {}).get("weights_sha256")}) for t in tasks), default=0)
+    if teachers > 1:  # a teacher cache rebuilt on another machine or thread count is another teacher
+        notes.append(f"the records were distilled from {teachers} different teachers on one task "
+                     f"(teacher_cache.weights_sha256): compare methods within one")
     teacher_params = next((r["params"].get("teacher") for r in records if r["params"].get("teacher")), None)
     rows = []
     for method in sorted(by_method, key=lambda m: (m != "none", m != "kd", m)):

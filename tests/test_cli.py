@@ -7,6 +7,8 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from kdbench.cli import main
+from kdbench.files import file_sha256
+from kdbench.leaderboard import build_group, group_key
 from kdbench.results import REQUIRED
 from tests.conftest import as_committed
 
@@ -121,6 +123,24 @@ def test_end_to_end_records_are_complete_and_valid(tiny_results):
     # the teacher was fine-tuned once, then read from the cache by every later run
     cached = [r["teacher_cache"]["sst2"]["cached"] for r in sorted(records, key=lambda r: r["created_at"])]
     assert cached.count(False) <= 1
+    # ... and every record names that one teacher by its weights file's sha256
+    fingerprints = {r["teacher_cache"]["sst2"]["weights_sha256"] for r in records}
+    assert len(fingerprints) == 1
+
+
+def test_record_names_the_fine_tuned_teacher_by_its_weights_sha256(tiny_results, cache_dir):
+    record = json.loads(next((tiny_results / "glue_enc_tiny").glob("none-*.json")).read_text())
+    on_disk = {file_sha256(f) for f in (cache_dir / "teachers").glob("sst2-*/model.safetensors")}
+    assert record["teacher_cache"]["sst2"]["weights_sha256"] in on_disk
+
+
+def test_leaderboard_says_when_its_records_come_from_different_teachers(tiny_results):
+    records = [json.loads(p.read_text()) for p in sorted((tiny_results / "glue_enc_tiny").glob("*.json"))]
+    same = [r for r in records if r["student"]["name"] == "minilm-l6-2l"]
+    assert not any("different teachers" in n for n in build_group(group_key(same[0]), same).notes)
+    same[0]["teacher_cache"]["sst2"]["weights_sha256"] = "0" * 64  # as if its cache was rebuilt elsewhere
+    notes = build_group(group_key(same[0]), same).notes
+    assert any("distilled from 2 different teachers" in n for n in notes)
 
 
 def test_leaderboard_renders_teacher_and_method_rows(capsys, tiny_results):

@@ -138,14 +138,31 @@ def load_cached(path: Path, log=print):
     return loader.from_pretrained(path), meta
 
 
-def save(path: Path, model, meta: dict) -> None:
-    """Write the weights entry under a temporary name, then rename: a reader never sees half an entry."""
+def save(path: Path, model, meta: dict) -> dict:
+    """Write the weights entry under a temporary name, then rename: a reader never sees half an entry.
+    Returns its files' sizes and sha256 (as meta.json lists them)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
     files = {f.name: {"bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(tmp.iterdir()) if f.is_file()}
     (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=2))
     replace_folder(tmp, path)
+    return files
+
+
+def weights_fingerprint(files: dict) -> str | None:
+    """The fine-tuned teacher's identity: the sha256 of its one weights file (what `sha256sum` prints), or of
+    the JSON {name: sha256} of several shards; None for an entry written before meta.json listed its files.
+
+    Records keep it because fine-tuning is not bit-reproducible across machines: the same key trained with
+    1 and with 2 threads gives different weights after 30 steps (reduction order), and a cache rebuilt on
+    another machine is another teacher. The leaderboard says when a table mixes them."""
+    shards = {name: f["sha256"] for name, f in files.items() if name.endswith((".safetensors", ".bin"))}
+    if not shards:
+        return None
+    if len(shards) == 1:
+        return next(iter(shards.values()))
+    return hashlib.sha256(json.dumps(shards, sort_keys=True).encode()).hexdigest()
 
 
 def teacher_for_task(cfg, suite, data, tokenizer, accelerator, log, loaded: dict):
@@ -193,7 +210,8 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
     model_cache = cfg.cache_dir or None
     if cfg.teacher_train.max_steps == 0:
         return suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache), {
-            "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None}
+            "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None,
+            "weights_sha256": identity.get("weights_sha256")}
     parts = weights_key_parts(cfg, identity, data)
     path = cached_teacher_dir(cache_dir, data.name, parts)
     hold(path)
@@ -210,7 +228,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
         model, meta = cached
         model = suite.adapt(model)  # e.g. the causal-LM GLUE form's answer position
         log(f"[{data.name}] fine-tuned teacher from cache {path}")
-        return model, {k: meta.get(k) for k in TEACHER_META}
+        return model, {**{k: meta.get(k) for k in TEACHER_META}, "weights_sha256": weights_fingerprint(meta.get("files", {}))}
     model_cache = cfg.cache_dir or None
     model = suite.build_model(cfg.teacher, data, cfg.teacher_train.seed, model_cache)
     if cfg.teacher_train.top_layers:
@@ -232,12 +250,13 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
     model = accelerator.unwrap_model(model)
     meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve,
             "curve": curve_entry(stats.curve)}
+    fingerprint = None  # the main process's record alone is written
     if accelerator.is_main_process:
-        save(path, model.cpu(), meta)
+        fingerprint = weights_fingerprint(save(path, model.cpu(), meta))
         log(f"[{data.name}] fine-tuned teacher cached in {path}")
         checkpoint.clear()  # the cached teacher holds everything now
     accelerator.wait_for_everyone()
-    return model, {k: meta[k] for k in TEACHER_META}
+    return model, {**{k: meta[k] for k in TEACHER_META}, "weights_sha256": fingerprint}
 
 
 def format_scores(scores: dict) -> str:
