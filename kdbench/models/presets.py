@@ -60,6 +60,14 @@ register(
 )
 register(
     Preset(
+        "minilm-l6-3l",
+        "student: layers 2, 4 and 6 of minilm-l6 (DistilBERT-style init), 3 x 384, 17.4M params",
+        layers_of="minilm-l6",
+        num_layers=3,
+    )
+)
+register(
+    Preset(
         "bert-4l-192",
         "student: random BERT 4 layers x 192, 4 heads, FFN 768, minilm-l6's vocabulary (fakd projects 192->384)",
         layers_of="minilm-l6",
