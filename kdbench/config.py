@@ -24,6 +24,7 @@ from kdbench.registry import METHODS, did_you_mean
 
 DEVICES = ("auto", "cpu", "cuda")
 NAN_POLICIES = ("stop", "skip")
+STUDENT_INITS = ("pretrained", "teacher")
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,9 @@ class RunConfig:
     teacher_cache_k: int = 0  # large-vocabulary causal LMs: 0 = exact (live teacher); k = cache the top-k approximation
     teacher_placement: str = "device"  # device | auto: spread over GPUs, CPU memory, disk (kdbench.models.placement)
     teacher_max_memory: str = ""  # with teacher_placement=auto: "0=30GiB,cpu=100GiB"; empty = what is free
+    # pretrained: a derived student (a layer subset) starts from the pretrained model's layers; teacher: from the
+    # task's fine-tuned teacher's layers, its task head included (kdbench.models.load.student_from_teacher)
+    student_init: str = "pretrained"
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -184,6 +188,8 @@ class RunConfig:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
         if self.nan_policy not in NAN_POLICIES:
             raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
+        if self.student_init not in STUDENT_INITS:
+            raise KdbenchError(f"unknown student_init {self.student_init!r}; {did_you_mean(self.student_init, list(STUDENT_INITS))}")
         if self.teacher_cache_k < 0:
             raise KdbenchError(f"teacher_cache_k must be >= 0 (0: the exact teacher), got {self.teacher_cache_k}")
         if self.eval_every < 0:

@@ -26,7 +26,8 @@ from kdbench.config import RunConfig, SuiteInfo
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.methods.base import Method
-from kdbench.models.load import cache_root, count_params, head_labels, load_config, load_tokenizer, model_identity
+from kdbench.models.load import (cache_root, count_params, derived_layers, head_labels, load_config, load_tokenizer,
+                                 model_identity, student_from_teacher)
 from kdbench.plugins import provenance
 from kdbench.registry import METHODS, SUITE_KINDS
 from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_commit, reserve_record_path, versions,
@@ -72,6 +73,11 @@ def validate(cfg: RunConfig) -> list[str]:
     if not cfg.teacher or not cfg.student:
         raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
     suite.check_tokenizer(lambda: load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
+    if cfg.student_init == "teacher":
+        layers_of, _ = derived_layers(cfg.student)
+        if layers_of != cfg.teacher:
+            raise KdbenchError(f"student_init=teacher: student {cfg.student!r} keeps layers of {layers_of!r}, but the"
+                               f" teacher is {cfg.teacher!r}; pass teacher={layers_of} or student_init=pretrained")
     return tasks
 
 
@@ -138,6 +144,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
         teacher.set_attn_implementation("eager")  # SDPA returns no attention maps
     torch.manual_seed(cfg.seed)
     student = suite.build_model(cfg.student, data, cfg.seed, cfg.cache_dir or None, attention_maps=attention_maps)
+    if cfg.student_init == "teacher":
+        student_from_teacher(student, teacher, derived_layers(cfg.student)[1])
     if cfg.train.freeze_embeddings:  # a CPU lever: the 49,152 x 576 table's gradient and AdamW update cost
         for name, p in student.named_parameters():  # more than six transformer layers do
             if "embed" in name:
@@ -191,7 +199,9 @@ def _new_record(cfg: RunConfig, info: SuiteInfo, accelerator) -> dict:
         "method": cfg.method,
         "method_params": dataclasses.asdict(cfg.method_params),
         "teacher": model_identity(cfg.teacher, cfg.cache_dir or None),
-        "student": model_identity(cfg.student, cfg.cache_dir or None),
+        "student": {**model_identity(cfg.student, cfg.cache_dir or None),
+                    **({"init": "the fine-tuned teacher's layers and head (teacher_cache[task] names its weights)"}
+                       if cfg.student_init == "teacher" else {})},
         "seed": cfg.seed,
         "config": cfg.to_dict(),
         "metrics": {},

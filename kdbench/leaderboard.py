@@ -57,13 +57,16 @@ def teacher_representation(record: dict) -> str:
 
 def group_key(record: dict) -> tuple:
     """What makes records comparable: suite and version, the pair, the budgets and row limits, and, only where
-    it is the top-k approximation, the teacher representation (one objective per table)."""
+    it is the top-k approximation, the teacher representation (one objective per table), and a student that
+    starts from the fine-tuned teacher's layers (student_init=teacher) rather than the pretrained ones."""
     cfg = record["config"]
     budget = f"{cfg['train']['max_steps']} steps x {cfg['train']['batch_size']}"
     teacher_budget = f"{cfg['teacher_train']['max_steps']} steps x {cfg['teacher_train']['batch_size']}"
     rows = f"train rows {cfg['data']['max_train_examples'] or 'all'}, eval rows {cfg['data']['max_eval_examples'] or 'all'}"
-    key = (record["suite"], record["suite_version"], record["teacher"]["name"], record["student"]["name"],
-           budget, teacher_budget, rows)
+    student = record["student"]["name"]
+    if cfg.get("student_init", "pretrained") != "pretrained":
+        student += " (from the fine-tuned teacher)"
+    key = (record["suite"], record["suite_version"], record["teacher"]["name"], student, budget, teacher_budget, rows)
     representation = teacher_representation(record)
     return key if representation == "dense" else key + (f"teacher outputs {representation}",)
 

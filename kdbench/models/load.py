@@ -219,6 +219,37 @@ def load_classifier(name: str, num_labels: int, regression: bool, seed: int, eag
     return model
 
 
+def derived_layers(name: str) -> tuple[str, int]:
+    """(`layers_of`, layers kept) of a derived student preset, or a one-line error saying what can be derived."""
+    preset = MODELS.get(name) if name in MODELS else None
+    if preset is None or not preset.layers_of or not preset.num_layers or preset.config:
+        raise KdbenchError(f"student_init=teacher needs a student preset that keeps a subset of its teacher's layers"
+                           f" (such as minilm-l6-2l or smollm2-6l), not {name!r}; use student_init=pretrained")
+    return preset.layers_of, preset.num_layers
+
+
+def student_from_teacher(student: nn.Module, teacher: nn.Module, num_layers: int) -> nn.Module:
+    """Load into `student` (built as a layer subset, with its own attention settings) the weights of the
+    fine-tuned `teacher`: its layers at the uniform map g(m) = round(m·N/M), and everything outside the layer
+    list (embeddings, pooler, task head, final norm) as it is. The student then starts from what the teacher
+    learned of the task instead of from the pretrained model (DistilBERT takes the pretrained teacher's layers;
+    this takes the fine-tuned one's). Returns `student`, every parameter trainable."""
+    keep = uniform_layers(num_layers, teacher.config.num_hidden_layers)
+    prefix = next(n for n, m in teacher.named_modules() if m is _layer_list(teacher)) + "."
+    state = {}
+    for key, value in teacher.state_dict().items():
+        if not key.startswith(prefix):
+            state[key] = value
+            continue
+        index, rest = key[len(prefix):].split(".", 1)
+        if int(index) + 1 in keep:
+            state[f"{prefix}{keep.index(int(index) + 1)}.{rest}"] = value
+    student.load_state_dict(state, strict=True)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    return student
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
