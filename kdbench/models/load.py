@@ -235,7 +235,8 @@ def student_from_teacher(student: nn.Module, teacher: nn.Module, num_layers: int
     learned of the task instead of from the pretrained model (DistilBERT takes the pretrained teacher's layers;
     this takes the fine-tuned one's). Returns `student`, every parameter trainable."""
     keep = uniform_layers(num_layers, teacher.config.num_hidden_layers)
-    prefix = next(n for n, m in teacher.named_modules() if m is _layer_list(teacher)) + "."
+    layers = _layer_list(teacher)
+    prefix = next(n for n, m in teacher.named_modules() if m is layers) + "."
     state = {}
     for key, value in teacher.state_dict().items():
         if not key.startswith(prefix):
