@@ -25,6 +25,7 @@ from kdbench.registry import METHODS, did_you_mean
 DEVICES = ("auto", "cpu", "cuda")
 NAN_POLICIES = ("stop", "skip")
 STUDENT_INITS = ("pretrained", "teacher")
+KEEPS = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class TrainConfig:
     max_length: int = 128  # tokens per example after truncation
     log_every: int = 25  # steps between loss-curve points
     freeze_embeddings: bool = False  # student: keep the (pretrained) embeddings and a head tied to them frozen
+    # the weights training hands on to scoring: the last step's, or those of the validation curve's best point
+    # (kdbench.convergence.better_point; the curve is scored on rows held out of the training data, never dev)
+    keep: str = "last"
 
     def __post_init__(self):
         if self.max_steps < 0:
@@ -57,6 +61,9 @@ class TrainConfig:
             raise KdbenchError(f"max_length must be >= 8, got {self.max_length}")
         if self.log_every < 1:
             raise KdbenchError(f"log_every must be >= 1, got {self.log_every}")
+        if self.keep not in KEEPS:
+            raise KdbenchError(f"keep must be one of {', '.join(KEEPS)} (the last step's weights, or the validation"
+                               f" curve's best point's), got {self.keep!r}")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,17 @@ def point_score(point: list) -> float | None:
     return mean(scores.values()) if scores else None
 
 
+def better_point(point: list, than: list | None) -> bool:
+    """Whether a curve point beats `than` (None: nothing yet): a higher score where the task has one, else a
+    lower validation loss. Ties keep the earlier point."""
+    if than is None:
+        return True
+    score, other = point_score(point), point_score(than)
+    if score is not None and other is not None:
+        return score > other
+    return point[1] < than[1]
+
+
 def judge(points: list) -> dict:
     """{"converged": bool | None, "loss_drop": ..., "score_gain": ..., "rule": RULE}; None: too few points."""
     out = {"rule": RULE, "converged": None, "loss_drop": None, "score_gain": None}
@@ -78,6 +89,7 @@ def auto_eval_every(max_steps: int, eval_every: int) -> int:
     return eval_every if eval_every > 0 else max(1, max_steps // 10)
 
 
-def curve_entry(curve: list) -> dict:
-    """A curve as the record keeps it: its points and the convergence verdict on them."""
-    return {"points": curve, **judge(curve)}
+def curve_entry(curve: list, kept_step: int | None = None) -> dict:
+    """A curve as the record keeps it: its points, the convergence verdict on them and, with train.keep=best,
+    the step whose weights were kept."""
+    return {"points": curve, **judge(curve), **({"kept_step": kept_step} if kept_step is not None else {})}

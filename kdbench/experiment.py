@@ -261,7 +261,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
         record.setdefault("teacher_curves", {})[task_name] = meta["curve"]
     record.setdefault("trivial", {})[task_name] = suite.trivial(run.tokenizer, data, cfg)
     student, stats = _student_for(run, task_name, data, teacher)
-    record.setdefault("curves", {})[task_name] = curve_entry(stats.curve)
+    record.setdefault("curves", {})[task_name] = curve_entry(stats.curve, stats.kept_step)
     record["converged"] = all(c["converged"] for c in record["curves"].values())
 
     record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}

@@ -61,6 +61,8 @@ def group_key(record: dict) -> tuple:
     starts from the fine-tuned teacher's layers (student_init=teacher) rather than the pretrained ones."""
     cfg = record["config"]
     budget = f"{cfg['train']['max_steps']} steps x {cfg['train']['batch_size']}"
+    if cfg["train"].get("keep", "last") == "best":  # an early-stopped student is a different budget from the last step's
+        budget += ", best validation point kept"
     teacher_budget = f"{cfg['teacher_train']['max_steps']} steps x {cfg['teacher_train']['batch_size']}"
     rows = f"train rows {cfg['data']['max_train_examples'] or 'all'}, eval rows {cfg['data']['max_eval_examples'] or 'all'}"
     student = record["student"]["name"]

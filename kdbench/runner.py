@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from kdbench import stop_signals
 from kdbench.checkpoint import Checkpointer, rng_state, set_rng_state
 from kdbench.config import TrainConfig
+from kdbench.convergence import auto_eval_every, better_point
 from kdbench.distiller import Distiller
 from kdbench.methods.base import Step
 
@@ -38,6 +39,7 @@ class TrainStats:
     teacher_outputs: dict = field(default_factory=dict)  # whether cached teacher outputs were used, and why
     curve: list = field(default_factory=list)  # [step, validation loss, {metric: value}] (kdbench.convergence)
     val_seconds: float = 0.0  # time spent on the validation curve (not counted in `seconds`)
+    kept_step: int | None = None  # keep="best": the step whose weights training handed on
 
     @property
     def examples_per_second(self) -> float:
@@ -144,6 +146,7 @@ class TrainState:
     stats: TrainStats = field(default_factory=TrainStats)
     batch_index: int = 0  # micro-batches drawn so far: a resumed loader is replayed to here
     window: list = field(default_factory=list)  # (loss, parts) of the steps since the last loss-curve point
+    best: dict | None = None  # keep="best": {"point": curve point, "model": its weights on the CPU}
 
     def saved(self, elapsed: float) -> dict:
         s = self.stats
@@ -151,13 +154,14 @@ class TrainState:
                 "stats": {"examples": s.examples, "tokens": s.tokens, "seconds": elapsed,
                           "teacher_seconds": s.teacher_seconds, "skipped_steps": s.skipped_steps,
                           "loss_curve": s.loss_curve, "curve": s.curve, "val_seconds": s.val_seconds},
-                "window": [[loss, parts] for loss, parts in self.window]}
+                "window": [[loss, parts] for loss, parts in self.window], "best": self.best or {}}
 
     def restore(self, saved: dict) -> None:
         s, kept = self.stats, saved["stats"]
         s.examples, s.tokens, s.teacher_seconds = kept["examples"], kept["tokens"], kept["teacher_seconds"]
         s.seconds, s.skipped_steps, s.loss_curve = kept["seconds"], kept["skipped_steps"], kept["loss_curve"]
         s.curve, s.val_seconds = kept.get("curve", []), kept.get("val_seconds", 0.0)
+        self.best = saved.get("best") or None
         s.steps = s.resumed_from = saved["step"]
         self.batch_index = saved["batch_index"]
         self.window[:] = [(loss, parts) for loss, parts in saved["window"]]
@@ -254,8 +258,10 @@ def train(
                       nan_policy=nan_policy, checkpoint=checkpoint, log=log, validate=validate, eval_every=eval_every)
 
 
-def _validation_point(model, validate, step: int, stats: TrainStats, accelerator) -> None:
-    """Score the model on the validation slice and append the point to the curve."""
+def _validation_point(model, validate, step: int, state: TrainState, accelerator, keep: str) -> None:
+    """Score the model on the validation slice and append the point to the curve; keep="best" copies the
+    weights of a point that beats the best so far."""
+    stats = state.stats
     t0 = time.perf_counter()
     inner = accelerator.unwrap_model(model)
     was_training = inner.training
@@ -265,13 +271,20 @@ def _validation_point(model, validate, step: int, stats: TrainStats, accelerator
         loss, scores = validate(inner)
     set_rng_state(saved)
     inner.train(was_training)
-    stats.curve.append([step, round(float(loss), 6), {k: round(float(v), 4) for k, v in scores.items()}])
+    point = [step, round(float(loss), 6), {k: round(float(v), 4) for k, v in scores.items()}]
+    stats.curve.append(point)
+    if keep == "best" and better_point(point, state.best["point"] if state.best else None):
+        state.best = {"point": point, "model": {k: v.detach().to("cpu", copy=True) for k, v in inner.state_dict().items()}}
     stats.val_seconds += time.perf_counter() - t0
 
 
 def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_policy, checkpoint, log,
            validate=None, eval_every=0) -> TrainStats:
-    from kdbench.convergence import auto_eval_every
+    if cfg.keep == "best" and validate is None:
+        from kdbench.errors import KdbenchError
+
+        raise KdbenchError("train.keep=best picks the weights of the validation curve's best point, and this training"
+                           " has no validation curve; use train.keep=last")
 
     from transformers import get_linear_schedule_with_warmup
 
@@ -301,7 +314,7 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         del saved
     every = auto_eval_every(cfg.max_steps, eval_every)
     if validate is not None and not stats.curve:
-        _validation_point(model, validate, 0, stats, accelerator)
+        _validation_point(model, validate, 0, state, accelerator, cfg.keep)
     start = time.perf_counter() - stats.seconds  # a resumed run counts the time of the steps it kept
     # On a terminal the bar redraws live; in a log file it prints a line every 30 s.
     bar = tqdm(total=cfg.max_steps, initial=stats.steps, desc=desc, unit="step", leave=False,
@@ -364,7 +377,7 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
             window.clear()
         if validate is not None and (step % every == 0 or step == cfg.max_steps):
             t0 = time.perf_counter()
-            _validation_point(model, validate, step, stats, accelerator)
+            _validation_point(model, validate, step, state, accelerator, cfg.keep)
             start += time.perf_counter() - t0  # validation time is not training time
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{stats.examples / elapsed:.1f}", refresh=False)
@@ -372,6 +385,12 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         _checkpoint_if_due(prepared, state, cfg.max_steps, start)
     bar.close()
     stats.seconds = time.perf_counter() - start
+    if cfg.keep == "best" and state.best is not None:
+        stats.kept_step = state.best["point"][0]
+        if stats.kept_step != stats.steps:
+            accelerator.unwrap_model(model).load_state_dict(state.best["model"])
+            if log:
+                log(f"{desc}: keeping the weights of step {stats.kept_step}, the validation curve's best point")
     if accelerator.num_processes > 1:  # each process counted its own slice of every batch
         totals = accelerator.reduce(torch.tensor([stats.examples, stats.tokens], device=accelerator.device), "sum")
         stats.examples, stats.tokens = (int(v) for v in totals.tolist())

@@ -143,6 +143,7 @@ CASES = [
     ("unknown device", cli("run", "device=tpu"), "tpu"),
     ("unknown nan policy", cli("run", "nan_policy=ignore"), "nan_policy"),
     ("unknown student_init", cli("run", "student_init=random"), "unknown student_init 'random'"),
+    ("unknown train.keep", cli("run", "train.keep=middle"), "keep must be one of last, best"),
     ("student_init=teacher for a random student", with_real_data("student_init=teacher", "student=bert-4l-192"),
      "needs a student preset that keeps a subset of its teacher's layers"),
     ("student_init=teacher for another teacher's layers", with_real_data("student_init=teacher", "teacher=bert-4l-192"),

@@ -60,8 +60,17 @@ def weights_key_parts(cfg, identity: dict, data) -> dict:
         "train_data": data.train.sha256,
         "max_train_examples": cfg.data.max_train_examples,
         "val_examples": cfg.data.val_examples,  # held out of the training data (text suites cut it from the text)
-        "teacher_train": dataclasses.asdict(cfg.teacher_train),
+        "teacher_train": _budget(cfg.teacher_train),
     }
+
+
+def _budget(train_cfg) -> dict:
+    """The fine-tuning budget as the key sees it. keep came later: at its default ("last", the weights before
+    it existed) it stays out, so teachers cached before it keep their keys."""
+    budget = dataclasses.asdict(train_cfg)
+    if budget.get("keep") == "last":
+        del budget["keep"]
+    return budget
 
 
 def key_parts(cfg, identity: dict, data) -> dict:
@@ -249,7 +258,7 @@ def _fine_tuned_teacher(cfg, suite, data, tokenizer, accelerator, log, parts: di
                       validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
     model = accelerator.unwrap_model(model)
     meta = {"key_parts": parts, "train_seconds": stats.seconds, "steps": stats.steps, "loss_curve": stats.loss_curve,
-            "curve": curve_entry(stats.curve)}
+            "curve": curve_entry(stats.curve, stats.kept_step)}
     fingerprint = None  # the main process's record alone is written
     if accelerator.is_main_process:
         fingerprint = weights_fingerprint(save(path, model.cpu(), meta))
