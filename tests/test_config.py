@@ -8,9 +8,10 @@ from kdbench.errors import KdbenchError
 
 def test_precedence_defaults_then_suite_file_then_cli():
     cfg = resolve({"suite": "glue_enc", "method": "kd"}, environ={})
-    assert cfg.train.max_steps == 300  # suites/glue.toml
+    assert cfg.train.max_steps == 1000 and cfg.train.keep == "best"  # suites/glue_enc.toml
+    assert cfg.student_init == "teacher"
     assert cfg.train.weight_decay == 0.01  # dataclass default
-    assert cfg.method_params.temperature == 2.0  # [method.kd] in suites/glue.toml
+    assert cfg.method_params.temperature == 2.0  # [method.kd] in suites/glue_enc.toml
     cfg = resolve({"suite": "glue_enc", "method": "kd", "train.max_steps": "7", "method.temperature": "4"}, environ={})
     assert cfg.train.max_steps == 7 and cfg.method_params.temperature == 4.0
 
