@@ -32,9 +32,38 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
 OPERATIONAL_KEYS = ("results_dir", "cache_dir", "cache_max_gb", "dry_run", "resume", "checkpoint_every")
 
 
+# Config keys added after records had been written, each with the value every run before it had implicitly.
+# A config that holds exactly that value is the same run as a record written before the key existed, so the
+# sweep's "already done", the checkpoint key, the student's identity and the leaderboard's variants compare
+# configs without it (otherwise adding a key re-runs every finished cell and splits every table's rows).
+LATER_KEYS: dict[tuple[str, ...], object] = {
+    ("student_init",): "pretrained",
+    ("train", "keep"): "last",
+    ("teacher_train", "keep"): "last",
+}
+
+
+def canonical_config(config: dict) -> dict:
+    """`config` without the LATER_KEYS that hold their implicit value (a copy; the input is not changed)."""
+    out = dict(config)
+    for path, implicit in LATER_KEYS.items():
+        *parents, leaf = path
+        node = out
+        for name in parents:
+            child = node.get(name)
+            if not isinstance(child, dict):
+                break
+            node[name] = node = dict(child)
+        else:
+            if leaf in node and node[leaf] == implicit:
+                del node[leaf]
+    return out
+
+
 def config_hash(config: dict) -> str:
-    """sha256 of the resolved config without its OPERATIONAL_KEYS."""
-    kept = {k: v for k, v in config.items() if k not in OPERATIONAL_KEYS}
+    """sha256 of the resolved config without its OPERATIONAL_KEYS, keys added later compared as
+    `canonical_config` says."""
+    kept = {k: v for k, v in canonical_config(config).items() if k not in OPERATIONAL_KEYS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import defaultdict
 
-from kdbench.results import OPERATIONAL_KEYS
+from kdbench.results import OPERATIONAL_KEYS, canonical_config
 
 # Config keys that do not change the trained student: paths, placement, the validation cadence (scored in
 # eval mode, no RNG drawn), and whether the exact dense teacher outputs were read from the cache or recomputed.
@@ -23,6 +23,8 @@ _ROW_KEYS = {"seed", "method"}  # what a table's row and its seeds already say
 
 
 def _flat(config: dict, prefix: str = "") -> dict[str, str]:
+    if not prefix:  # a key added later, at the value runs had before it existed, is no difference
+        config = canonical_config(config)
     out = {}
     for key, value in config.items():
         if not prefix and key in NOT_THE_STUDENT:

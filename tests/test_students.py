@@ -41,3 +41,23 @@ def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
 def test_a_key_set_in_only_some_records_labels_the_others_unset():
     rows = rows_by_variant([_record(), _record(seed=1, train={"warmup_ratio": 0.1})])
     assert sorted(rows) == ["kd[train.warmup_ratio=0.1]", "kd[train.warmup_ratio=unset]"]
+
+
+def test_a_key_added_later_at_its_implicit_value_is_the_same_student_and_the_same_row():
+    before = _record()  # written before train.keep and student_init existed
+    after = _record(seed=1, student_init="pretrained", train={"keep": "last"})
+    assert student_key(before["config"]) == student_key({**after["config"], "seed": 0})
+    assert rows_by_variant([before, after]) == {"kd": [before, after]}
+    best = _record(seed=2, train={"keep": "best"})  # another value is another student
+    assert sorted(rows_by_variant([before, best])) == ["kd[train.keep=best]", "kd[train.keep=unset]"]
+
+
+def test_the_sweep_counts_a_record_from_before_a_key_existed_as_done():
+    from kdbench.results import LATER_KEYS, canonical_config, config_hash
+    before = _record()["config"]
+    after = {**before, "student_init": "pretrained", "train": {**before["train"], "keep": "last"},
+             "teacher_train": {"keep": "last"}}
+    assert config_hash({**before, "teacher_train": {}}) == config_hash(after)
+    assert config_hash(before) != config_hash({**before, "student_init": "teacher"})
+    assert after["train"]["keep"] == "last" and canonical_config(after) is not after  # the input stays as it was
+    assert ("train", "keep") in LATER_KEYS
