@@ -138,6 +138,8 @@ CASES = [
     ("unknown task", cli("run", "tasks=[sst3]"), "sst3"),
     ("unknown method param", cli("run", "method=kd", "method.kk=3"), "kk"),
     ("bad divergence", cli("run", "method=kd", "method.divergence=kl2"), "kl2"),
+    ("AKL head mass 0", cli("run", "method=kd", "method.divergence=akl", "method.mu=0"), "method.mu (AKL's head mass)"),
+    ("JSD beta above 1", cli("run", "method=rlkd", "method.logits_loss=jsd", "method.beta=1.5"), "method.beta must be"),
     ("stride >= window", cli("run", "suite=perplexity_tiny", "eval.window=64", "eval.stride=64"), "stride"),
     ("unknown padding side", cli("run", "data.padding_side=middle"), "middle"),
     ("unknown device", cli("run", "device=tpu"), "tpu"),

@@ -26,13 +26,15 @@ from kdbench.losses._reduce import reduce_positions
 from kdbench.losses.fused_kl import fused_forward_kl
 
 
-def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / T), in float32 at least (float64 logits stay float64: the tests' exact limits)."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return F.log_softmax(logits.float() / temperature, dim=-1)
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return F.log_softmax(logits.to(dtype) / temperature, dim=-1)
 
 
-def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+def kl_terms(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
     """Σ_v a_v (log a_v − log b_v) over the last dim, with 0·log 0 = 0.
 
     The difference is zeroed *before* the product where a_v = 0, so that no
@@ -71,9 +73,9 @@ def forward_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduc
     """
     if reduction == "mean":
         return fused_forward_kl(student_logits, teacher_logits, mask, temperature)
-    log_p = _log_probs(teacher_logits.detach(), temperature)
-    log_q = _log_probs(student_logits, temperature)
-    return reduce_positions(_kl(log_p, log_q), mask, reduction)
+    log_p = log_probs(teacher_logits.detach(), temperature)
+    log_q = log_probs(student_logits, temperature)
+    return reduce_positions(kl_terms(log_p, log_q), mask, reduction)
 
 
 def reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):
@@ -81,9 +83,9 @@ def reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, reduc
 
     Shapes: logits `(..., V)`, mask `(...)`.
     """
-    log_p = _log_probs(teacher_logits.detach(), temperature)
-    log_q = _log_probs(student_logits, temperature)
-    return reduce_positions(_kl(log_q, log_p), mask, reduction)
+    log_p = log_probs(teacher_logits.detach(), temperature)
+    log_q = log_probs(student_logits, temperature)
+    return reduce_positions(kl_terms(log_q, log_p), mask, reduction)
 
 
 def jsd(student_logits, teacher_logits, mask=None, temperature=1.0, beta=0.5, reduction="mean"):
@@ -94,10 +96,10 @@ def jsd(student_logits, teacher_logits, mask=None, temperature=1.0, beta=0.5, re
     `js_distance(lam=0.9)` is β = 0.1. β ∈ [0, 1]; at β = 0 or 1 it is 0.
     Shapes: logits `(..., V)`, mask `(...)`.
     """
-    log_p = _log_probs(teacher_logits.detach(), temperature)
-    log_q = _log_probs(student_logits, temperature)
+    log_p = log_probs(teacher_logits.detach(), temperature)
+    log_q = log_probs(student_logits, temperature)
     log_m = _log_mixture(log_p, log_q, beta)
-    per_pos = beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
+    per_pos = beta * kl_terms(log_p, log_m) + (1.0 - beta) * kl_terms(log_q, log_m)
     return reduce_positions(per_pos, mask, reduction)
 
 
@@ -106,8 +108,8 @@ def tvd(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="m
 
     Shapes: logits `(..., V)`, mask `(...)`.
     """
-    p = _log_probs(teacher_logits.detach(), temperature).exp()
-    q = _log_probs(student_logits, temperature).exp()
+    p = log_probs(teacher_logits.detach(), temperature).exp()
+    q = log_probs(student_logits, temperature).exp()
     return reduce_positions(0.5 * (p - q).abs().sum(-1), mask, reduction)
 
 
@@ -116,9 +118,9 @@ def skew_kl(student_logits, teacher_logits, mask=None, temperature=1.0, alpha=0.
 
     α = 0 gives the forward KL; α = 1 gives 0. Shapes: logits `(..., V)`, mask `(...)`.
     """
-    log_p = _log_probs(teacher_logits.detach(), temperature)
-    log_q = _log_probs(student_logits, temperature)
-    return reduce_positions(_kl(log_p, _log_mixture(log_p, log_q, alpha)), mask, reduction)
+    log_p = log_probs(teacher_logits.detach(), temperature)
+    log_q = log_probs(student_logits, temperature)
+    return reduce_positions(kl_terms(log_p, _log_mixture(log_p, log_q, alpha)), mask, reduction)
 
 
 def skew_reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, alpha=0.1, reduction="mean"):
@@ -126,17 +128,6 @@ def skew_reverse_kl(student_logits, teacher_logits, mask=None, temperature=1.0, 
 
     α = 0 gives the reverse KL; α = 1 gives 0. Shapes: logits `(..., V)`, mask `(...)`.
     """
-    log_p = _log_probs(teacher_logits.detach(), temperature)
-    log_q = _log_probs(student_logits, temperature)
-    return reduce_positions(_kl(log_q, _log_mixture(log_p, log_q, 1.0 - alpha)), mask, reduction)
-
-
-# Short names used by `method.logits_loss=` / `method.divergence=`.
-DIVERGENCES = {
-    "fkl": forward_kl,
-    "rkl": reverse_kl,
-    "jsd": jsd,
-    "tvd": tvd,
-    "skl": skew_kl,
-    "srkl": skew_reverse_kl,
-}
+    log_p = log_probs(teacher_logits.detach(), temperature)
+    log_q = log_probs(student_logits, temperature)
+    return reduce_positions(kl_terms(log_q, _log_mixture(log_p, log_q, 1.0 - alpha)), mask, reduction)

@@ -35,26 +35,24 @@ from kdbench.losses import rank_loss, topk_overlap
 from kdbench.losses._reduce import reduce_positions
 from kdbench.losses.ranking import UNIONS
 from kdbench.methods.base import Step, output_mse, parts_of, register_method, supervised_loss
-from kdbench.methods.kd import check_divergence, divergence
+from kdbench.methods.kd import DivergenceParams, divergence
 
 
 @dataclass(frozen=True)
-class RLKDParams:
+class RLKDParams(DivergenceParams):
     w_rank: float = 2.0  # weight of the rank loss (paper: 2·L_rank + L_logits)
     k: int = 5  # top-k of teacher and student (5 fused, 10–15 rank-only)
-    logits_loss: str = "fkl"  # fkl | rkl | jsd | tvd | skl | srkl
+    logits_loss: str = "fkl"  # fkl | rkl | jsd | tvd | skl | srkl | akl | abkd ("AKL+R": logits_loss=akl)
     w_logits: float = 1.0  # weight of the logits loss; 0 gives rank-only ("Rank-k")
     union: str = "concat"  # concat (authors' code) | exact (paper's set union)
     dynamic: bool = False  # weight L_logits by the top-k overlap (App. D; KL/RKL only)
     temperature: float = 1.0  # T of the logits loss (RLKD uses 1)
     strength: float = 1.0  # soft-rank regularisation strength (torchsort default)
-    beta: float = 0.5  # JSD(β) when logits_loss=jsd (RLKD's code: symmetric 0.5)
-    skew: float = 0.1  # skew α when logits_loss=skl|srkl
     ce_weight: float = 0.0  # optional CE on labels; RLKD uses none
     allow_small_head: bool = False  # run on a head with < 3 outputs anyway (the rank term is then constant)
 
     def __post_init__(self):
-        check_divergence(self.logits_loss, "method.logits_loss")
+        self.check_divergence(self.logits_loss, "method.logits_loss")
         if self.union not in UNIONS:
             raise KdbenchError(f"method.union must be one of {', '.join(UNIONS)}, got {self.union!r}")
         if self.k < 1:
@@ -94,11 +92,9 @@ def rlkd_loss(step: Step, params: RLKDParams, state=None):
         k = min(params.k, vocab)
         rank = rank_loss(s, t, mask, k=k, union=params.union, strength=params.strength)
         if not params.dynamic:
-            logits = divergence(params.logits_loss, s, t, mask, params.temperature, params.beta, params.skew)
+            logits = divergence(params.logits_loss, s, t, mask, params.temperature, params)
         else:  # App. D: each position's divergence weighted by the top-k overlap
-            per_pos = divergence(
-                params.logits_loss, s, t, None, params.temperature, params.beta, params.skew, reduction="none"
-            )
+            per_pos = divergence(params.logits_loss, s, t, None, params.temperature, params, reduction="none")
             logits = reduce_positions(per_pos * topk_overlap(s, t, k), mask, "mean")
         if not torch.isfinite(rank):
             rank, nonfinite = s.new_zeros(()), 1.0

@@ -52,3 +52,16 @@ def test_kd_teacher_gets_no_gradient():
 def test_kd_refuses_unknown_divergence():
     with pytest.raises(KdbenchError, match="did you mean 'jsd'"):
         KDParams(divergence="jsdd")
+
+
+@pytest.mark.parametrize("name,fn,extra", [
+    ("akl", "adaptive_kl", {"mu": 0.3}),
+    ("abkd", "alpha_beta_divergence", {"alpha": 0.4, "beta": 0.9}),
+])
+def test_kd_takes_akl_and_abkd_with_their_parameters(name, fn, extra):
+    import kdbench.losses as losses
+    torch.manual_seed(3)
+    s, t, y = torch.randn(5, 7), torch.randn(5, 7), torch.randint(0, 7, (5,))
+    params = KDParams(temperature=2.0, alpha=1.0, divergence=name, mu=0.3, ab_alpha=0.4, ab_beta=0.9)
+    loss, _ = kd_loss(step(s, t, y), params)
+    assert loss.item() == pytest.approx(4 * getattr(losses, fn)(s, t, temperature=2.0, **extra).item(), abs=1e-5)

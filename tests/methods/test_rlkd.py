@@ -66,3 +66,13 @@ def test_rlkd_params_are_validated():
         RLKDParams(logits_loss="kl")
     with pytest.raises(KdbenchError, match="k must be"):
         RLKDParams(k=0)
+
+
+def test_akl_plus_r_is_rlkd_with_the_akl_logits_loss():
+    # RLKD Table 2's "AKL+R": one key, method.logits_loss=akl.
+    from kdbench.losses import adaptive_kl
+    torch.manual_seed(4)
+    s, t = torch.randn(3, 5, 30), torch.randn(3, 5, 30)
+    mask = torch.rand(3, 5) > 0.3
+    loss, parts = rlkd_loss(step(s, t, mask), RLKDParams(logits_loss="akl"))
+    assert loss.item() == pytest.approx((2 * rank_loss(s, t, mask, k=5) + adaptive_kl(s, t, mask)).item(), abs=1e-5)
