@@ -46,7 +46,7 @@ run keys (defaults from suites/<suite>.toml, then the code):
   teacher=NAME|PATH     model preset, local folder or hub id
   student=NAME|PATH     model preset, local folder or hub id
   train.max_steps  train.batch_size  train.grad_accum  train.lr  train.max_length  train.weight_decay
-  train.warmup_ratio  train.grad_clip  train.log_every
+  train.warmup_ratio  train.schedule=linear|constant|cosine  train.grad_clip  train.log_every
   teacher_train.max_steps (teacher fine-tuning budget; 0 = use as is)  teacher_train.lr  teacher_train.seed ...
   data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
   results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)

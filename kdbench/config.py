@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda")
 NAN_POLICIES = ("stop", "skip")
 STUDENT_INITS = ("pretrained", "teacher")
 KEEPS = ("last", "best")
+SCHEDULES = ("linear", "constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
     lr: float = 1e-4  # peak AdamW learning rate
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
+    warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then the schedule
+    # after the warm-up: linear decay to 0 (default), constant (RLKD's code: cosine over 100k steps, in effect
+    # constant), or cosine decay to 0 (DistiLLM, ABKD); transformers' get_<schedule>_schedule_with_warmup
+    schedule: str = "linear"
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     max_length: int = 128  # tokens per example after truncation
     log_every: int = 25  # steps between loss-curve points
@@ -61,6 +65,8 @@ class TrainConfig:
             raise KdbenchError(f"max_length must be >= 8, got {self.max_length}")
         if self.log_every < 1:
             raise KdbenchError(f"log_every must be >= 1, got {self.log_every}")
+        if self.schedule not in SCHEDULES:
+            raise KdbenchError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.keep not in KEEPS:
             raise KdbenchError(f"keep must be one of {', '.join(KEEPS)} (the last step's weights, or the validation"
                                f" curve's best point's), got {self.keep!r}")

@@ -40,6 +40,8 @@ LATER_KEYS: dict[tuple[str, ...], object] = {
     ("student_init",): "pretrained",
     ("train", "keep"): "last",
     ("teacher_train", "keep"): "last",
+    ("train", "schedule"): "linear",
+    ("teacher_train", "schedule"): "linear",
     ("method_params", "mu"): 0.5,  # kd's and rlkd's AKL and ABKD parameters (kdbench.methods.kd.DivergenceParams)
     ("method_params", "ab_alpha"): 0.2,
     ("method_params", "ab_beta"): 0.7,

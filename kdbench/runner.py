@@ -66,6 +66,18 @@ def make_accelerator(device: str):
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
+def make_schedule(optimizer, cfg):
+    """The learning-rate schedule `cfg.schedule` after a linear warm-up over `cfg.warmup_ratio` of the steps."""
+    import transformers
+
+    warmup = math.ceil(cfg.warmup_ratio * cfg.max_steps)
+    if cfg.schedule == "constant":
+        return transformers.get_constant_schedule_with_warmup(optimizer, warmup)
+    make = {"linear": transformers.get_linear_schedule_with_warmup,
+            "cosine": transformers.get_cosine_schedule_with_warmup}[cfg.schedule]
+    return make(optimizer, warmup, max(cfg.max_steps, 1))
+
+
 def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW with PyTorch's fused kernel: one pass over each parameter instead of one per operation.
 
@@ -286,8 +298,6 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         raise KdbenchError("train.keep=best picks the weights of the validation curve's best point, and this training"
                            " has no validation curve; use train.keep=last")
 
-    from transformers import get_linear_schedule_with_warmup
-
     if cfg.batch_size % accelerator.num_processes:
         from kdbench.errors import KdbenchError
 
@@ -297,7 +307,7 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
     # frozen parameters (a teacher fine-tuned in its top layers only) get no optimizer state
     params = [p for p in model.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * cfg.max_steps), max(cfg.max_steps, 1))
+    schedule = make_schedule(optimizer, cfg)
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
     if extra is not None and any(p.requires_grad for p in extra.parameters()):
         extra = accelerator.prepare(extra)  # DDP refuses a module without trainable parameters (fakd, equal widths)

@@ -1,6 +1,8 @@
 """The training loop: gradient accumulation equals one big batch; a KD step never touches the teacher."""
 
 
+import math
+
 import torch
 from torch.utils.data import DataLoader
 from transformers import BertConfig, BertForSequenceClassification
@@ -51,3 +53,27 @@ def test_kd_training_leaves_the_teacher_untouched():
     one_step(batch_size=4, grad_accum=2, method="kd", teacher=teacher)
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_the_schedules_after_warm_up_are_linear_constant_and_cosine():
+    import pytest
+
+    from kdbench.errors import KdbenchError
+    from kdbench.runner import make_schedule
+
+    def rates(schedule):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        cfg = TrainConfig(max_steps=10, warmup_ratio=0.2, schedule=schedule)
+        sched, out = make_schedule(optimizer, cfg), []
+        for _ in range(10):
+            out.append(round(optimizer.param_groups[0]["lr"], 6))
+            optimizer.step()
+            sched.step()
+        return out
+
+    assert rates("linear") == [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+    assert rates("constant") == [0.0, 0.5] + [1.0] * 8
+    cosine = rates("cosine")  # ½(1 + cos(π·progress)) after the warm-up
+    assert cosine[:3] == [0.0, 0.5, 1.0] and cosine[4] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 8)), abs=1e-6)
+    with pytest.raises(KdbenchError, match="schedule must be one of linear, constant, cosine"):
+        TrainConfig(schedule="step")

@@ -38,7 +38,7 @@ from kdbench.locks import file_lock
 from kdbench.models.load import cache_root, freeze_below_top, model_identity
 from kdbench.models.placement import place_teacher
 from kdbench.registry import METHODS
-from kdbench.results import atomic_write_text
+from kdbench.results import atomic_write_text, canonical_config
 from kdbench.runner import train
 from kdbench.validation import validator
 
@@ -65,12 +65,9 @@ def weights_key_parts(cfg, identity: dict, data) -> dict:
 
 
 def _budget(train_cfg) -> dict:
-    """The fine-tuning budget as the key sees it. keep came later: at its default ("last", the weights before
-    it existed) it stays out, so teachers cached before it keep their keys."""
-    budget = dataclasses.asdict(train_cfg)
-    if budget.get("keep") == "last":
-        del budget["keep"]
-    return budget
+    """The fine-tuning budget as the key sees it. Keys that came later (keep, schedule) stay out at the value
+    teachers had before them (`kdbench.results.LATER_KEYS`), so teachers cached before them keep their keys."""
+    return canonical_config({"teacher_train": dataclasses.asdict(train_cfg)})["teacher_train"]
 
 
 def key_parts(cfg, identity: dict, data) -> dict:
