@@ -167,3 +167,33 @@ def test_chat_prompts_need_a_chat_template():
     assert render(SimpleNamespace(chat_template=None), "plain") == "plain"
     with pytest.raises(KdbenchError, match="no chat template"):
         render(SimpleNamespace(chat_template=None), [{"role": "user", "content": "hi"}])
+
+
+def test_gsm8k_reads_the_rlkd_authors_splits_from_the_data_root_with_their_prompt(tmp_path):
+    import json as _json
+
+    from kdbench.errors import KdbenchError
+    from kdbench.suites.generation import _gsm8k
+    base = tmp_path / "rlkd" / "gsm8k"
+    base.mkdir(parents=True)
+    rows = [{"query": "Tom has 3 apples and buys 2. How many?", "response": "3+2 = <<3+2=5>>5\n#### 5"},
+            {"query": "Solve for x.\nx + 1 = 4", "response": "x = 3\n#### 3"}]
+    for name in ("train_use.jsonl", "test_use.jsonl"):
+        (base / name).write_text("\n".join(_json.dumps(r) for r in rows) + "\n")
+    train, test = _gsm8k(tmp_path)
+    assert train.examples[0] == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        "\n\n### Instruction:\nTom has 3 apples and buys 2. How many?\n\n### Response:", rows[0]["response"])
+    assert "### Instruction:\nSolve for x.\n\n### Input:\nx + 1 = 4\n\n### Response:" in train.examples[1][0]
+    assert test.examples[1][1] == [rows[1]["response"]] and test.source.endswith("test_use.jsonl")
+    (base / "test_use.jsonl").write_text('{"query": "q"}\n')
+    with pytest.raises(KdbenchError, match="test_use.jsonl:1: expected a JSON object with query and response"):
+        _gsm8k(tmp_path)
+
+
+def test_the_rlkd_presets_train_the_papers_epochs_at_a_constant_rate_with_the_authors_union():
+    from kdbench.config import resolve
+    for task, steps in (("gsm8k", 234), ("dolly", 219), ("xsum", 313)):
+        cfg = resolve({"suite": f"rlkd_{task}", "method": "rlkd"})
+        assert (cfg.train.max_steps, cfg.train.batch_size * cfg.train.grad_accum) == (steps, 64)
+        assert cfg.train.schedule == "constant" and cfg.method_params.union == "authors"

@@ -94,13 +94,13 @@ def test_rank_loss_concat_union_hand_case():
     assert rank_loss(S3, T3, k=2, union="concat").item() == pytest.approx(0.825922, abs=1e-5)
 
 
-@pytest.mark.parametrize("union", ["concat", "exact"])
+@pytest.mark.parametrize("union", ["concat", "exact", "authors"])
 def test_rank_loss_is_zero_for_identical_logits(union):
     logits = torch.randn(4, 3, 50)
     assert rank_loss(logits, logits.clone(), k=5, union=union).item() == pytest.approx(0.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("union", ["concat", "exact"])
+@pytest.mark.parametrize("union", ["concat", "exact", "authors"])
 def test_rank_loss_ignores_masked_positions_and_teacher_gradient(union):
     torch.manual_seed(0)
     s = torch.randn(2, 5, 30, requires_grad=True)
@@ -143,3 +143,36 @@ def test_topk_overlap_counts_shared_indices():
     t = torch.tensor([[5.0, 4.0, 3.0, 0.0]])  # top-2 {0, 1}
     s = torch.tensor([[5.0, 0.0, 4.0, 3.0]])  # top-2 {0, 2}
     assert topk_overlap(s, t, 2).tolist() == [0.5]
+
+
+def _authors_rank_loss(student, teacher, k):
+    """The authors' `1 − topk_spearman_loss` (Pty72/RLKD sft/kd_sft.py) on one example's scored rows `(N, V)`,
+    with kdbench's soft rank in place of torchsort's."""
+    idx = torch.unique(torch.cat([teacher.topk(k, -1).indices, student.topk(k, -1).indices], -1), dim=-1)
+    ranks = [soft_rank(x.gather(-1, idx)) for x in (teacher, student)]
+    centred = [(r - r.mean(1, keepdim=True)) / (r - r.mean(1, keepdim=True)).norm(dim=1, keepdim=True) for r in ranks]
+    return 1 - (centred[0] * centred[1]).sum(1).mean()
+
+
+@pytest.mark.parametrize("positions", [1, 2, 6])
+def test_rank_loss_authors_union_is_their_unique_over_one_examples_rows(positions):
+    torch.manual_seed(positions)
+    t = torch.randn(1, 8, 12)
+    s = t + 0.3 * torch.randn(1, 8, 12)  # a student near the teacher: shared top entries, so duplicates occur
+    s[0, :, 0] = t[0, :, 0] = 9.0  # the top-1 of both at every position: a column equal in every row
+    mask = torch.zeros(1, 8, dtype=torch.bool)
+    mask[0, 1:1 + positions] = True
+    ours = rank_loss(s, t, mask, k=3, union="authors").item()
+    assert ours == pytest.approx(_authors_rank_loss(s[mask], t[mask], 3).item(), abs=1e-5)
+    if positions == 1:  # one row: their unique is the exact set union
+        assert ours == pytest.approx(rank_loss(s, t, mask, k=3, union="exact").item(), abs=1e-6)
+
+
+def test_rank_loss_authors_union_keeps_a_duplicate_that_is_not_one_in_every_row():
+    t = torch.tensor([[[5.0, 4.0, 3.0, 0.0, 0.0], [5.0, 0.0, 0.0, 4.0, 3.0]]])
+    s = torch.tensor([[[5.0, 4.0, 3.0, 0.0, 0.0], [0.0, 5.0, 4.0, 3.0, 0.0]]])
+    from kdbench.losses.ranking import _authors_columns
+    idx = torch.cat([t.topk(2, -1).indices, s.topk(2, -1).indices], -1)  # row 0: [0,1,0,1]; row 1: [0,3,1,2]
+    assert _authors_columns(idx, None).tolist() == [[[True, True, True, True]] * 2]
+    assert _authors_columns(idx[:, :1], None).tolist() == [[[True, True, False, False]]]
+    assert _authors_columns(idx[0, :, :], None).tolist() == [[True, True, False, False], [True, True, True, True]]

@@ -23,7 +23,7 @@ import torch
 
 from kdbench.losses._reduce import reduce_positions
 
-UNIONS = ("concat", "exact")
+UNIONS = ("concat", "exact", "authors")
 
 
 def _isotonic_nonincreasing(y: torch.Tensor) -> torch.Tensor:
@@ -66,6 +66,27 @@ def _first_occurrence(idx: torch.Tensor) -> torch.Tensor:
     return ~(same & earlier).any(-1)
 
 
+def _authors_columns(idx: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Boolean `(..., 2k)`: the columns the authors' `torch.unique(cat(topk_t, topk_s), dim=-1)` keeps.
+
+    Their rows are the scored positions of one micro-batch of one example (`logits[mask].view(-1, V)`), and
+    unique over the last dim drops a column only where it equals an earlier column in *every* row. Here a
+    sequence is the second-last dim of a `(..., S, V)` input (its scored positions, per the mask); a `(N, V)`
+    input is N sequences of one position (the causal GLUE form: one answer position per example), where the
+    rule is the exact set union.
+    """
+    rows = idx if idx.dim() >= 3 else idx[:, None, :]  # (..., S, 2k)
+    same = rows[..., :, None] == rows[..., None, :]  # (..., S, 2k, 2k)
+    if mask is not None:
+        scored = (mask if idx.dim() >= 3 else mask[:, None]).bool()
+        same = same | ~scored[..., None, None]  # an unscored position agrees with everything
+    everywhere = same.all(dim=-3)  # (..., 2k, 2k): equal in every row of the sequence
+    m = idx.shape[-1]
+    earlier = torch.ones(m, m, dtype=torch.bool, device=idx.device).tril(-1)
+    keep = ~(everywhere & earlier).any(-1)  # (..., 2k)
+    return keep[..., None, :].expand_as(rows).reshape(idx.shape)
+
+
 def _spearman_from_ranks(r_a: torch.Tensor, r_b: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Pearson correlation of two rank rows (centre, L2-normalise, dot) over valid entries."""
     if valid is None:
@@ -105,10 +126,15 @@ def rank_loss(student_logits, teacher_logits, mask=None, k=5, union="concat", st
     Cov(R_p, R_q)/(σ_Rp σ_Rq). The loss is 1 − ρ, averaged over unmasked positions
     (range [0, 2]).
 
-    - `union="concat"` (default) reproduces the authors' code: the 2k indices are
-      concatenated, duplicates included (their `torch.unique(dim=-1)` keeps them).
+    - `union="concat"` (default): the 2k indices are concatenated, duplicates
+      included; what the authors' `torch.unique(dim=-1)` keeps on a long response.
     - `union="exact"` uses the set union of the paper: duplicates are dropped per
       position, and the Spearman is computed over the |U| distinct entries only.
+    - `union="authors"` is exactly what the authors' `torch.unique(dim=-1)` does: a column
+      is dropped where it repeats an earlier one at every scored position of its
+      sequence (`_authors_columns`). With one scored position (a one-token response,
+      or the causal GLUE form's answer) that is the exact union; over a long response
+      it keeps nearly every duplicate, as `concat` does. The paper presets use it.
 
     Soft ranks of raw logits, as in the authors' code: there is no temperature.
     Scaling both logits by 1/T is the same as multiplying `strength` by T.
@@ -127,8 +153,8 @@ def rank_loss(student_logits, teacher_logits, mask=None, k=5, union="concat", st
     idx = torch.cat([teacher.topk(k, dim=-1).indices, student.detach().topk(k, dim=-1).indices], dim=-1)
     t_vals, s_vals = teacher.gather(-1, idx), student.gather(-1, idx)
     valid = None
-    if union == "exact":
-        valid = _first_occurrence(idx)
+    if union != "concat":
+        valid = _first_occurrence(idx) if union == "exact" else _authors_columns(idx, mask)
         t_vals = _push_invalid_to_bottom(t_vals, valid, strength)
         s_vals = _push_invalid_to_bottom(s_vals, valid, strength)
     rho = _spearman_from_ranks(soft_rank(t_vals, strength), soft_rank(s_vals, strength), valid)

@@ -10,8 +10,22 @@ L_rank is `kdbench.losses.rank_loss` (1 − soft Spearman on the union of the
 top-k indices); L_logits is any divergence of `kdbench.losses` at temperature T
 (default forward KL, T=1). No ground-truth CE (paper §3.3; `ce_weight` adds
 it). The authors' code computes L_rank + L_logits/2: the same ratio at half the
-scale (METHODS.md §5 #2). If L_rank is not finite, the step uses L_logits alone,
-as the code does, and the record counts it (`rank_nonfinite`).
+scale (METHODS.md §5 #2). If L_rank is not finite, the step uses w_logits·L_logits
+alone and the record counts it (`rank_nonfinite`). The authors' code then trains on
+L_logits itself where its usual step is L_rank + L_logits/2, so in its own scale the
+fallback doubles the logits term's weight; kdbench keeps the term's usual weight
+(tests/methods/test_rlkd.py).
+
+Temperature: `method.temperature` T enters L_logits only, dividing both logits
+(p = softmax(z_t/T), q = softmax(z_s/T)) with no T² factor; RLKD trains at T = 1,
+where the two readings agree. L_rank soft-ranks the raw logits and has no T (1/T on
+both is the same as soft-rank strength × T, `kdbench.losses.rank_loss`).
+
+The top-k union: `method.union=concat` (default) ranks the 2k concatenated indices,
+duplicates included; `exact` the paper's set union; `authors` exactly what the
+authors' `torch.unique(dim=-1)` does over one example's response positions (a column
+is dropped only where it repeats an earlier one at every scored position: one
+position means the exact union). The paper presets use `authors`.
 
 k is clamped to the number of outputs V, since a top-k larger than V does not
 exist. With V < 3 the rank term is dead: the Spearman correlation of two points

@@ -191,7 +191,42 @@ def _xsum(root):
             Split([(p, [r]) for p, r in test], src, ds._fingerprint))
 
 
+def rlkd_prompt(query: str) -> str:
+    """The RLKD authors' GSM8K prompt (Pty72/RLKD `sft/sft_dataset.py`, Alpaca's PROMPT_DICT): the query's first
+    line is the instruction and the rest, if any, the input."""
+    instruction, _, rest = query.partition("\n")
+    if rest:
+        return ("Below is an instruction that describes a task, paired with an input that provides further context. "
+                "Write a response that appropriately completes the request.\n\n"
+                f"### Instruction:\n{instruction}\n\n### Input:\n{rest}\n\n### Response:")
+    return ("Below is an instruction that describes a task. Write a response that appropriately completes the request."
+            f"\n\n### Instruction:\n{instruction}\n\n### Response:")
+
+
+def _rlkd_gsm8k_rows(path: Path) -> list[tuple[str, str]]:
+    rows = []
+    for i, line in enumerate(_lines(path), start=1):
+        try:
+            row = json.loads(line)
+            rows.append((row["query"], row["response"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise KdbenchError(f"{path}:{i}: expected a JSON object with query and response") from None
+        if not rows[-1][0].strip() or not rows[-1][1].strip():
+            raise KdbenchError(f"{path}:{i}: empty query or response")
+    return rows
+
+
 def _gsm8k(root):
+    """GSM8K: the RLKD authors' splits from the data root (`rlkd/gsm8k/{train,test}_use.jsonl`, their prompt),
+    else the hub's openai/gsm8k (online users without the data root)."""
+    base = root / "rlkd" / "gsm8k" if root is not None else None
+    if base is not None and (base / "train_use.jsonl").is_file():
+        splits = []
+        for name, as_reference in (("train_use.jsonl", False), ("test_use.jsonl", True)):
+            rows = _rlkd_gsm8k_rows(base / name)
+            splits.append(Split([(rlkd_prompt(q), [r] if as_reference else r) for q, r in rows], str(base / name),
+                                file_sha256(base / name)))
+        return splits[0], splits[1]
     train, test = _hub("openai/gsm8k", "main", "train"), _hub("openai/gsm8k", "main", "test")
     fmt = lambda r: f"Question: {r['question']}\nAnswer:"  # noqa: E731
     return (Split([(fmt(r), f" {r['answer']}") for r in train], "hub:openai/gsm8k/main/train", train._fingerprint),
