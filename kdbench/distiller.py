@@ -23,6 +23,7 @@ class Distiller:
     params: Any
     state: torch.nn.Module | None = None  # the method's trainable modules (fakd's projections), trained with the student
     teacher: Any = None  # a kdbench.teacher.source.TeacherSource; None when the method needs no teacher
+    policy: Any = None  # a kdbench.rollouts.DataPolicy for an on-policy method (None: the data set's batches)
 
     @property
     def needs(self) -> frozenset:

@@ -34,6 +34,7 @@ from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_com
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
 from kdbench.stale import mark_stale, writer
+from kdbench.rollouts import Rollouts
 from kdbench.teacher.source import CachedTeacher, open_source, output_size
 from kdbench.teacher.weights import format_scores, teacher_for_task
 from kdbench.validation import validator
@@ -72,6 +73,11 @@ def validate(cfg: RunConfig) -> list[str]:
     data_root_of(cfg)
     if not cfg.teacher or not cfg.student:
         raise KdbenchError(f"suite {cfg.suite!r} sets no default teacher/student; pass teacher= and student=")
+    method = METHODS.get(cfg.method)
+    if method.data_policy is not None and not suite.samples_responses:
+        raise KdbenchError(f"method {cfg.method!r} trains on responses it samples, and suite {cfg.suite!r} classifies:"
+                           " it has no responses to sample; use a text or generation suite (char, perplexity, bleu,"
+                           " rouge, cer)")
     suite.check_tokenizer(lambda: load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
     if cfg.student_init == "teacher":
         layers_of, _ = derived_layers(cfg.student)
@@ -154,10 +160,16 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
     source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log)
+    policy, rollouts = None, None
+    if method.data_policy is not None:  # on-policy: the runner samples responses for it (kdbench.rollouts)
+        policy = method.data_policy(params, cfg.seed)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        rollouts = Rollouts(pad, tokenizer.eos_token_id, cfg.data.padding_side, cfg.train.max_length, cfg.seed)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
-    stats = train(student, Distiller(method, params, state, source), loader, cfg.train, accelerator,
+    stats = train(student, Distiller(method, params, state, source, policy), loader, cfg.train, accelerator,
                   regression=data.regression, desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy,
-                  checkpoint=checkpoint, log=log, validate=validator(suite, tokenizer, data, cfg, accelerator.device), eval_every=cfg.eval_every)
+                  checkpoint=checkpoint, log=log, validate=validator(suite, tokenizer, data, cfg, accelerator.device),
+                  eval_every=cfg.eval_every, rollouts=rollouts)
     if isinstance(source, CachedTeacher):
         outputs_meta.update(source.close())
         log(f"[{data.name}] teacher outputs: {outputs_meta['rows_read']} examples read from the cache,"
@@ -315,6 +327,11 @@ def _student_for(run: _Run, task_name: str, data, teacher):
     record["timings"]["train_s"] += stats.seconds
     record["timings"]["val_s"] = record["timings"].get("val_s", 0.0) + stats.val_seconds
     record["timings"]["teacher_forward_s"] += stats.teacher_seconds
+    if stats.on_policy:  # sampled responses: their count, tokens and time (inside train_s), and the policy's state
+        on_policy = {**stats.on_policy, "sampled_tokens_per_step": round(stats.on_policy.get("sampled_tokens", 0)
+                                                                         / max(stats.steps, 1), 2)}
+        record.setdefault("on_policy", {})[task_name] = on_policy
+        record["timings"]["generation_s"] = record["timings"].get("generation_s", 0.0) + on_policy.get("generation_s", 0.0)
     record["throughput"][task_name] = {"train_examples_per_s": round(stats.examples_per_second, 2),
                                        "train_tokens_per_s": round(stats.tokens_per_second, 1), "steps": stats.steps}
     return student, stats

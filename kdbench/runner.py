@@ -24,6 +24,7 @@ from kdbench.config import TrainConfig
 from kdbench.convergence import auto_eval_every, better_point
 from kdbench.distiller import Distiller
 from kdbench.methods.base import Step
+from kdbench.rollouts import on_policy_batch
 
 
 @dataclass
@@ -40,6 +41,9 @@ class TrainStats:
     curve: list = field(default_factory=list)  # [step, validation loss, {metric: value}] (kdbench.convergence)
     val_seconds: float = 0.0  # time spent on the validation curve (not counted in `seconds`)
     kept_step: int | None = None  # keep="best": the step whose weights training handed on
+    # an on-policy method's data (kdbench.rollouts): micro-batches per source, samples, sampled tokens,
+    # generation seconds (inside `seconds`), and its policy's summary
+    on_policy: dict = field(default_factory=dict)
 
     @property
     def examples_per_second(self) -> float:
@@ -159,20 +163,26 @@ class TrainState:
     batch_index: int = 0  # micro-batches drawn so far: a resumed loader is replayed to here
     window: list = field(default_factory=list)  # (loss, parts) of the steps since the last loss-curve point
     best: dict | None = None  # keep="best": {"point": curve point, "model": its weights on the CPU}
+    policy: object = None  # an on-policy method's kdbench.rollouts.DataPolicy, whose state travels with the rest
 
     def saved(self, elapsed: float) -> dict:
         s = self.stats
         return {"step": s.steps, "batch_index": self.batch_index,
                 "stats": {"examples": s.examples, "tokens": s.tokens, "seconds": elapsed,
                           "teacher_seconds": s.teacher_seconds, "skipped_steps": s.skipped_steps,
-                          "loss_curve": s.loss_curve, "curve": s.curve, "val_seconds": s.val_seconds},
-                "window": [[loss, parts] for loss, parts in self.window], "best": self.best or {}}
+                          "loss_curve": s.loss_curve, "curve": s.curve, "val_seconds": s.val_seconds,
+                          "on_policy": s.on_policy},
+                "window": [[loss, parts] for loss, parts in self.window], "best": self.best or {},
+                "policy": self.policy.state_dict() if self.policy is not None else {}}
 
     def restore(self, saved: dict) -> None:
         s, kept = self.stats, saved["stats"]
         s.examples, s.tokens, s.teacher_seconds = kept["examples"], kept["tokens"], kept["teacher_seconds"]
         s.seconds, s.skipped_steps, s.loss_curve = kept["seconds"], kept["skipped_steps"], kept["loss_curve"]
         s.curve, s.val_seconds = kept.get("curve", []), kept.get("val_seconds", 0.0)
+        s.on_policy = kept.get("on_policy", {})
+        if self.policy is not None:
+            self.policy.load_state_dict(saved.get("policy", {}))
         self.best = saved.get("best") or None
         s.steps = s.resumed_from = saved["step"]
         self.batch_index = saved["batch_index"]
@@ -245,12 +255,15 @@ def train(
     log=None,
     validate: Callable[[torch.nn.Module], tuple[float, dict]] | None = None,
     eval_every: int = 0,
+    rollouts=None,
 ) -> TrainStats:
     """Train `model` (and the method's own modules, `distiller.state`) for cfg.max_steps steps.
 
     Each micro-batch: the teacher's outputs from `distiller.teacher` (kdbench.teacher.source: the live
     model or the output cache; none when the method needs none), the student's forward with the outputs
-    the method needs, `distiller.loss(step)`, backward.
+    the method needs, `distiller.loss(step)`, backward. An on-policy method (`distiller.policy`) may have
+    the micro-batch replaced first by responses `rollouts` samples from the student or the teacher
+    (kdbench.rollouts); the teacher's outputs on such a batch run live.
 
     A non-finite loss or gradient norm stops the run with a NumericalError naming the step, the batch
     and the loss components (nan_policy="stop"), or skips that optimizer step and counts it ("skip");
@@ -267,7 +280,8 @@ def train(
     """
     with stop_signals.deferred():
         return _train(model, distiller, loader, cfg, accelerator, regression=regression, desc=desc,
-                      nan_policy=nan_policy, checkpoint=checkpoint, log=log, validate=validate, eval_every=eval_every)
+                      nan_policy=nan_policy, checkpoint=checkpoint, log=log, validate=validate, eval_every=eval_every,
+                      rollouts=rollouts)
 
 
 def _validation_point(model, validate, step: int, state: TrainState, accelerator, keep: str) -> None:
@@ -285,13 +299,15 @@ def _validation_point(model, validate, step: int, state: TrainState, accelerator
     inner.train(was_training)
     point = [step, round(float(loss), 6), {k: round(float(v), 4) for k, v in scores.items()}]
     stats.curve.append(point)
+    if state.policy is not None:
+        state.policy.observe_validation(step, float(loss))
     if keep == "best" and better_point(point, state.best["point"] if state.best else None):
         state.best = {"point": point, "model": {k: v.detach().to("cpu", copy=True) for k, v in inner.state_dict().items()}}
     stats.val_seconds += time.perf_counter() - t0
 
 
 def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_policy, checkpoint, log,
-           validate=None, eval_every=0) -> TrainStats:
+           validate=None, eval_every=0, rollouts=None) -> TrainStats:
     if cfg.keep == "best" and validate is None:
         from kdbench.errors import KdbenchError
 
@@ -313,7 +329,11 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         extra = accelerator.prepare(extra)  # DDP refuses a module without trainable parameters (fakd, equal widths)
     prepared = _Prepared(model, extra, optimizer, schedule, accelerator, checkpoint)
     model.train()
-    state = TrainState()
+    state = TrainState(policy=distiller.policy)
+    if distiller.policy is not None and rollouts is None:
+        from kdbench.errors import KdbenchError
+
+        raise KdbenchError(f"{desc}: the method trains on sampled responses and this training has no sampler")
     stats, window = state.stats, state.window
     batches = _forever(loader)
     saved = checkpoint.load() if checkpoint is not None else None
@@ -336,10 +356,17 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
             with record_function("kdbench/data"):
                 batch = next(batches)
             state.batch_index += 1
+            sampled = False
+            if distiller.policy is not None:  # on-policy: this micro-batch may be sampled (kdbench.rollouts)
+                with record_function("kdbench/rollout"):
+                    batch, sampled = on_policy_batch(
+                        distiller.policy, rollouts, batch, accelerator.unwrap_model(model),
+                        distiller.teacher.model if distiller.teacher is not None else None, step, cfg.max_steps,
+                        state.batch_index, stats.on_policy)
             teacher_out = None
             if distiller.teacher is not None:
                 t0 = time.perf_counter()
-                teacher_out = distiller.teacher.outputs(batch)
+                teacher_out = (distiller.teacher.fresh if sampled else distiller.teacher.outputs)(batch)
                 stats.teacher_seconds += time.perf_counter() - t0
             with accelerator.autocast():
                 with record_function("kdbench/student_forward"):
@@ -395,6 +422,8 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         _checkpoint_if_due(prepared, state, cfg.max_steps, start)
     bar.close()
     stats.seconds = time.perf_counter() - start
+    if distiller.policy is not None:
+        stats.on_policy["policy"] = distiller.policy.summary()
     if cfg.keep == "best" and state.best is not None:
         stats.kept_step = state.best["point"][0]
         if stats.kept_step != stats.steps:

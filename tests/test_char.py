@@ -84,3 +84,15 @@ def test_the_dense_token_store_round_trips_exactly(tmp_path):
         and torch.equal(got.aligned({"labels": torch.zeros(2, 4)}).logits, got.logits[:, :-1])
     again = store.batch(batch, lambda b: pytest.fail("the teacher ran for stored rows"))
     assert torch.equal(again.logits, got.logits)
+
+
+def test_gkd_trains_on_its_own_samples_and_the_record_says_how_many(tmp_path, data_root, cache_dir):
+    record = run_char(tmp_path, data_root, cache_dir, "gkd", "train.max_steps=6", "method.lmbda=0.5")
+    on_policy = record["on_policy"]["shakespeare"]
+    sources = on_policy["sources"]
+    assert sum(sources.values()) == 6 and sources["student"] + sources["gold"] == 6 and sources["student"] > 0
+    assert on_policy["samples"] == sources["student"] * record["config"]["train"]["batch_size"]
+    assert on_policy["sampled_tokens"] > 0 and on_policy["policy"]["lmbda"] == 0.5
+    assert 0 < record["timings"]["generation_s"] <= record["timings"]["train_s"]
+    again = run_char(tmp_path / "again", data_root, cache_dir, "gkd", "train.max_steps=6", "method.lmbda=0.5")
+    assert again["student_sha256"] == record["student_sha256"]  # the samples are seeded: the same student

@@ -103,6 +103,20 @@ def jsd(student_logits, teacher_logits, mask=None, temperature=1.0, beta=0.5, re
     return reduce_positions(per_pos, mask, reduction)
 
 
+def generalized_jsd(student_logits, teacher_logits, mask=None, temperature=1.0, beta=0.5, reduction="mean"):
+    """GKD's generalised JSD as TRL computes it (`GKDTrainer.generalized_jsd_loss`, trl 1.16): `jsd(β)` for
+    0 < β < 1, and at the ends the two KLs it interpolates between: β = 0 is KL(p ‖ q), β = 1 is KL(q ‖ p)
+    (`jsd` itself is 0 there). The mean is per scored token, TRL's "batchmean" with labels.
+
+    Shapes: logits `(..., V)`, mask `(...)`.
+    """
+    if beta == 0:
+        return forward_kl(student_logits, teacher_logits, mask, temperature, reduction)
+    if beta == 1:
+        return reverse_kl(student_logits, teacher_logits, mask, temperature, reduction)
+    return jsd(student_logits, teacher_logits, mask, temperature, beta, reduction)
+
+
 def tvd(student_logits, teacher_logits, mask=None, temperature=1.0, reduction="mean"):
     """Total variation distance, ½ Σ_v |p_v − q_v|, in [0, 1].
 

@@ -1,8 +1,8 @@
 """The method registry: importing this package registers every method.
 
 Each method is one file (`none`, `kd`, `rlkd`, `fakd`) plus its test in tests/methods/; every module of this
-package is imported, so a new built-in method is its file alone. Methods import only torch and
-`kdbench.losses`, never the runner.
+package is imported, so a new built-in method is its file alone. Methods import only torch,
+`kdbench.losses` and (on-policy methods) `kdbench.rollouts.DataPolicy`, never the runner.
 """
 
 import importlib

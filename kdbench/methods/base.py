@@ -58,13 +58,16 @@ class Method:
     # (params, number of outputs of the distilled distribution, task name, whether those are a vocabulary) ->
     # what the record should say of the method on this task, or a KdbenchError when it cannot work there
     check_outputs: Callable[[Any, int, str, bool], dict] | None = None
+    # (params, run seed) -> a kdbench.rollouts.DataPolicy: the method trains on sampled responses (on-policy),
+    # which the runner draws for it; None: it trains on the data set's batches only
+    data_policy: Callable[[Any, int], Any] | None = None
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
 
 def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", accepts_topk=None,
-                    teacher_layers=None, check_outputs=None):
+                    teacher_layers=None, check_outputs=None, data_policy=None):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
     `needs` is a set of teacher outputs, or a function of the params returning one. The loss reads them from
@@ -74,6 +77,9 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     attention indices) the loss reads from the teacher, so that the teacher-output cache can keep just those
     (default: features run live).
     `check_outputs(params, outputs, task, vocabulary)` → a dict for the record, or KdbenchError before training.
+    `data_policy(params, seed)` → a kdbench.rollouts.DataPolicy: per micro-batch the runner asks it whether to
+    train on the data set's batch or on responses it samples from the student or the teacher (on-policy
+    methods; only on suites whose batches are prompts and responses or text).
     """
 
     def needs_fn(p) -> frozenset[str]:
@@ -82,7 +88,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     def deco(fn):
         first_doc_line = next(iter((fn.__doc__ or "").strip().splitlines()), "")
         METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or first_doc_line,
-                                 accepts_topk or (lambda p: False), teacher_layers, check_outputs))
+                                 accepts_topk or (lambda p: False), teacher_layers, check_outputs, data_policy))
         return fn
 
     return deco

@@ -4,7 +4,7 @@
     kdbench run suite=glue method=kd method.divergence=jsd method.beta=0.1
 
 L = α·T²·D(p_t(T) ‖ p_s(T)) + (1−α)·CE(y, p_s(1)), with D the forward KL by
-default (`method.divergence=` fkl | rkl | jsd | tvd | skl | srkl | akl | abkd). The T²
+default (`method.divergence=` fkl | rkl | jsd | gjsd | tvd | skl | srkl | akl | abkd). The T²
 factor offsets the 1/T² scale of the soft-target gradients (Hinton et al.).
 GLUE defaults T=2, α=0.5 (METHODS.md §5 #5). For a regression head (STS-B) the
 soft term is MSE(student, teacher), since a softmax over one output is constant.
@@ -33,8 +33,8 @@ class DivergenceParams:
 
     def check_divergence(self, name: str, key: str) -> None:
         check_divergence(name, key)
-        if name == "jsd" and not 0.0 <= self.beta <= 1.0:
-            raise KdbenchError(f"method.beta must be in [0, 1] for jsd, got {self.beta}")
+        if name in ("jsd", "gjsd") and not 0.0 <= self.beta <= 1.0:
+            raise KdbenchError(f"method.beta must be in [0, 1] for {name}, got {self.beta}")
         if name in ("skl", "srkl") and not 0.0 <= self.skew <= 1.0:
             raise KdbenchError(f"method.skew must be in [0, 1] for {name}, got {self.skew}")
         if name == "akl" and not 0.0 < self.mu <= 1.0:
@@ -42,15 +42,16 @@ class DivergenceParams:
 
     def extra(self, name: str) -> dict:
         """The keyword arguments divergence `name` takes beyond logits, mask and temperature."""
-        return {"jsd": {"beta": self.beta}, "skl": {"alpha": self.skew}, "srkl": {"alpha": self.skew},
-                "akl": {"mu": self.mu}, "abkd": {"alpha": self.ab_alpha, "beta": self.ab_beta}}.get(name, {})
+        return {"jsd": {"beta": self.beta}, "gjsd": {"beta": self.beta}, "skl": {"alpha": self.skew},
+                "srkl": {"alpha": self.skew}, "akl": {"mu": self.mu},
+                "abkd": {"alpha": self.ab_alpha, "beta": self.ab_beta}}.get(name, {})
 
 
 @dataclass(frozen=True)
 class KDParams(DivergenceParams):
     temperature: float = 2.0  # T, the same for teacher and student
     alpha: float = 0.5  # weight of the distillation term; 1−α goes to CE
-    divergence: str = "fkl"  # fkl | rkl | jsd | tvd | skl | srkl | akl | abkd
+    divergence: str = "fkl"  # fkl | rkl | jsd | gjsd | tvd | skl | srkl | akl | abkd
 
     def __post_init__(self):
         self.check_divergence(self.divergence, "method.divergence")

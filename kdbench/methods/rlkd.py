@@ -56,7 +56,7 @@ from kdbench.methods.kd import DivergenceParams, divergence
 class RLKDParams(DivergenceParams):
     w_rank: float = 2.0  # weight of the rank loss (paper: 2·L_rank + L_logits)
     k: int = 5  # top-k of teacher and student (5 fused, 10–15 rank-only)
-    logits_loss: str = "fkl"  # fkl | rkl | jsd | tvd | skl | srkl | akl | abkd ("AKL+R": logits_loss=akl)
+    logits_loss: str = "fkl"  # fkl | rkl | jsd | gjsd | tvd | skl | srkl | akl | abkd ("AKL+R": logits_loss=akl)
     w_logits: float = 1.0  # weight of the logits loss; 0 gives rank-only ("Rank-k")
     union: str = "concat"  # concat (authors' code) | exact (paper's set union)
     dynamic: bool = False  # weight L_logits by the top-k overlap (App. D; KL/RKL only)

@@ -27,6 +27,9 @@ from kdbench.registry import SUITE_KINDS, did_you_mean
 class Suite:
     tasks: tuple = ()  # the task names this kind knows
     label: str = ""  # how messages name its tasks ("unknown GLUE task ...")
+    # whether its training batches are token sequences (prompt + response, or text) that an on-policy method
+    # can sample responses for (kdbench.rollouts); a classification suite's are not
+    samples_responses: bool = False
 
     def __init__(self, info=None):
         self.info = info  # kdbench.config.SuiteInfo of the preset that named this kind (None: built by hand)

@@ -294,6 +294,7 @@ GENERATION_METRICS = {
 class GenerationSuite(Suite):
     """Every generation task, scored by the metric its suite file names (`metric = "bleu"`; the bleu, cer,
     rouge, rlkd_* and minillm_dolly presets)."""
+    samples_responses = True  # an on-policy method samples continuations (kdbench.rollouts)
 
     tasks = (*TASK_LOADERS, *HUB_TASK_LOADERS)
     label = "generation"

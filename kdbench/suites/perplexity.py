@@ -72,6 +72,7 @@ def _hub_text(split: str) -> Split:
 
 @register_suite_kind("perplexity")
 class PerplexitySuite(Suite):
+    samples_responses = True  # an on-policy method samples continuations (kdbench.rollouts)
     tasks = tuple(TASKS)
     label = "perplexity"
 

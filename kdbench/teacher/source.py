@@ -25,7 +25,12 @@ from kdbench.teacher.weights import teacher_key, weights_key_parts
 
 
 class TeacherSource(Protocol):
+    model: torch.nn.Module  # the teacher itself (a data policy samples from it)
+
     def outputs(self, batch: dict) -> TeacherOut: ...
+
+    def fresh(self, batch: dict) -> TeacherOut:
+        """The outputs on a batch that is not the data set's (sampled responses): always the live model."""
 
 
 class LiveTeacher:
@@ -44,6 +49,8 @@ class LiveTeacher:
         with record_function("kdbench/teacher_forward"):
             return TeacherOut.of(self.forward(batch), batch)
 
+    fresh = outputs
+
 
 class CachedTeacher:
     """The teacher-output cache (kdbench.teacher.cache) in front of the live teacher: rows not stored yet
@@ -51,6 +58,10 @@ class CachedTeacher:
 
     def __init__(self, store: output_cache.TeacherOutputs, live: LiveTeacher):
         self.store, self.live = store, live
+        self.model = live.model
+
+    def fresh(self, batch: dict) -> TeacherOut:
+        return self.live.outputs(batch)
 
     def outputs(self, batch: dict) -> TeacherOut:
         with record_function("kdbench/teacher_cache_read"):
