@@ -141,6 +141,8 @@ CASES = [
     ("gkd lambda outside [0, 1]", cli("run", "suite=char_tiny", "method=gkd", "method.lmbda=1.5"), "method.lmbda"),
     ("gkd generation length 0", cli("run", "suite=char_tiny", "method=gkd", "method.max_new_tokens=0"),
      "generation length of 0"),
+    ("distillm unknown schedule", cli("run", "suite=char_tiny", "method=distillm", "method.schedule=cosine"),
+     "unknown method.schedule 'cosine'"),
     ("on-policy on a classification suite", cli("run", "suite=glue_enc", "method=gkd"), "has no responses to sample"),
     ("AKL head mass 0", cli("run", "method=kd", "method.divergence=akl", "method.mu=0"), "method.mu (AKL's head mass)"),
     ("JSD beta above 1", cli("run", "method=rlkd", "method.logits_loss=jsd", "method.beta=1.5"), "method.beta must be"),

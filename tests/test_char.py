@@ -96,3 +96,12 @@ def test_gkd_trains_on_its_own_samples_and_the_record_says_how_many(tmp_path, da
     assert 0 < record["timings"]["generation_s"] <= record["timings"]["train_s"]
     again = run_char(tmp_path / "again", data_root, cache_dir, "gkd", "train.max_steps=6", "method.lmbda=0.5")
     assert again["student_sha256"] == record["student_sha256"]  # the samples are seeded: the same student
+
+
+def test_distillm_samples_then_replays_once_its_buffer_is_full(tmp_path, data_root, cache_dir):
+    record = run_char(tmp_path, data_root, cache_dir, "distillm", "train.max_steps=8", "method.init_threshold=1",
+                      "method.replay_size=4")
+    on_policy = record["on_policy"]["shakespeare"]
+    assert on_policy["sources"]["student"] >= 1 and on_policy["sources"]["gold"] == 0
+    assert on_policy["sources"]["student"] + on_policy["sources"]["replay"] == 8
+    assert on_policy["policy"]["theta"] == 1.0 and on_policy["policy"]["buffer"] == 4
