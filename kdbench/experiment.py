@@ -34,7 +34,9 @@ from kdbench.results import (SCHEMA_VERSION, config_hash, examples_file, git_com
                              write_examples, write_record)
 from kdbench.runner import make_accelerator, train
 from kdbench.stale import mark_stale, writer
+from kdbench.models.placement import to_device
 from kdbench.rollouts import Rollouts
+from kdbench.teacher.responses import open_responses
 from kdbench.teacher.source import CachedTeacher, open_source, output_size
 from kdbench.teacher.weights import format_scores, teacher_for_task
 from kdbench.validation import validator
@@ -164,7 +166,10 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     if method.data_policy is not None:  # on-policy: the runner samples responses for it (kdbench.rollouts)
         policy = method.data_policy(params, cfg.seed)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        rollouts = Rollouts(pad, tokenizer.eos_token_id, cfg.data.padding_side, cfg.train.max_length, cfg.seed)
+        rollouts = Rollouts(pad, tokenizer.eos_token_id, cfg.data.padding_side, cfg.train.max_length, cfg.seed,
+                            to_device(teacher, accelerator.device))
+        if policy.wants_responses:  # SeqKD: the teacher's responses, cached per training example
+            policy.responses = open_responses(cfg, data, tokenizer, policy)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")
     stats = train(student, Distiller(method, params, state, source, policy), loader, cfg.train, accelerator,
                   regression=data.regression, desc=f"{cfg.method} {data.name}", nan_policy=cfg.nan_policy,
@@ -175,6 +180,10 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
         log(f"[{data.name}] teacher outputs: {outputs_meta['rows_read']} examples read from the cache,"
             f" {outputs_meta['rows_filled']} computed and stored ({outputs_meta['fill_s']:.1f} s)")
     stats.teacher_outputs = outputs_meta
+    if policy is not None and policy.responses is not None:
+        stats.on_policy["teacher_responses"] = meta = policy.responses.close()
+        log(f"[{data.name}] teacher responses: {meta['rows_read']} read from the cache, {meta['rows_filled']}"
+            f" generated and stored")
     if attention_maps and attn_before:
         teacher.set_attn_implementation(attn_before)  # a teacher reused by later sweep cells keeps its fast path
     return accelerator.unwrap_model(student), stats

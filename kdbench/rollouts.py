@@ -38,6 +38,9 @@ class DataPolicy:
 
     temperature: float = 1.0  # sampling temperature
     max_new_tokens: int = 128
+    greedy: bool = False  # decode the most likely token instead of sampling
+    wants_responses: bool = False  # the teacher's responses are cached per training example (SeqKD)
+    responses = None  # then: the kdbench.teacher.responses.TeacherResponses the run opened for it
 
     def choose(self, step: int, max_steps: int, draw: float) -> str:
         """One of SOURCES for the micro-batch of `step` (1-based); `draw` is uniform in [0, 1)."""
@@ -72,6 +75,7 @@ class Rollouts:
     padding_side: str
     max_length: int
     seed: int = 0
+    teacher: object = None  # the teacher model, for the "teacher" source
 
     def collate(self, features: list[dict]) -> dict:
         return LMCollator(self.pad_id, self.padding_side)(features)
@@ -89,9 +93,15 @@ class Rollouts:
         return rows
 
     @torch.no_grad()
-    def sample(self, model, batch: dict, max_new_tokens: int, temperature: float, seed: int) -> tuple[list[dict], int]:
-        """(features of prompt + sampled response, sampled tokens) for the batch's rows, from `model`."""
-        rows = self.prompts(batch)
+    def sample(self, model, batch: dict, max_new_tokens: int, temperature: float, seed: int,
+               greedy: bool = False) -> tuple[list[dict], int]:
+        """(features of prompt + sampled response, sampled tokens) for the batch's rows, from `model`;
+        `greedy` decodes the most likely token instead of sampling."""
+        return self.continue_prompts(model, self.prompts(batch), max_new_tokens, temperature, seed, greedy)
+
+    @torch.no_grad()
+    def continue_prompts(self, model, rows: list[tuple[list[int], int]], max_new_tokens: int, temperature: float,
+                         seed: int, greedy: bool = False) -> tuple[list[dict], int]:
         width = max(len(p) for p, _ in rows)
         new = max(1, min(max_new_tokens, self.max_length - width))
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -105,9 +115,10 @@ class Rollouts:
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
+            decoding = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature, "top_k": 0,
+                                                            "top_p": 1.0}
             out = model.generate(input_ids=ids.to(device), attention_mask=attention.to(device), max_new_tokens=new,
-                                 do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                                 pad_token_id=self.pad_id, eos_token_id=self.eos_id, use_cache=True)
+                                 pad_token_id=self.pad_id, eos_token_id=self.eos_id, use_cache=True, **decoding)
         model.train(was_training)
         features, sampled = [], 0
         for (prompt, _), continuation in zip(rows, out[:, width:].tolist()):
@@ -122,8 +133,8 @@ def _seed(run_seed: int, step: int, micro: int, what: str) -> int:
     return random.Random(f"{run_seed}/{step}/{micro}/{what}").getrandbits(63)
 
 
-def on_policy_batch(policy: DataPolicy, rollouts: Rollouts, batch: dict, student, teacher, step: int,
-                    max_steps: int, micro: int, record: dict) -> tuple[dict, bool]:
+def on_policy_batch(policy: DataPolicy, rollouts: Rollouts, batch: dict, student, step: int, max_steps: int,
+                    micro: int, record: dict) -> tuple[dict, bool]:
     """The batch micro-batch `micro` of `step` trains on, and whether it differs from the data set's own
     (the teacher's outputs then run live). Counts sources, samples, sampled tokens and seconds in `record`."""
     draw = random.Random(_seed(rollouts.seed, step, micro, "source")).random()
@@ -136,12 +147,33 @@ def on_policy_batch(policy: DataPolicy, rollouts: Rollouts, batch: dict, student
         features = policy.replay(batch["input_ids"].shape[0], random.Random(_seed(rollouts.seed, step, micro,
                                                                                  "replay")).random())
     else:
-        model = student if source == "student" else teacher
-        features, sampled = rollouts.sample(model, batch, policy.max_new_tokens, policy.temperature,
-                                            _seed(rollouts.seed, step, micro, source))
+        seed = _seed(rollouts.seed, step, micro, source)
+        if source == "teacher" and policy.responses is not None:  # SeqKD: cached per training example
+            features, sampled = _cached_teacher_responses(policy, rollouts, batch, seed)
+        else:
+            model = student if source == "student" else rollouts.teacher
+            features, sampled = rollouts.sample(model, batch, policy.max_new_tokens, policy.temperature, seed,
+                                                policy.greedy)
         record["samples"] = record.get("samples", 0) + len(features)
-        record["sampled_tokens"] = record.get("sampled_tokens", 0) + sampled
+        record["sampled_tokens"] = record.get("sampled_tokens", 0) + sampled  # generated now (not read back)
         if source == "student":
             policy.remember(features)
     record["generation_s"] = record.get("generation_s", 0.0) + time.perf_counter() - t0
     return rollouts.collate(features), True
+
+
+def _cached_teacher_responses(policy: DataPolicy, rollouts: Rollouts, batch: dict, seed: int) -> tuple[list[dict], int]:
+    """The teacher's response to each row's prompt: from the policy's cache, else generated now and stored."""
+    rows, store = rollouts.prompts(batch), policy.responses
+    indices = batch["example_index"].tolist()
+    responses = [store.get(i, prompt) for i, (prompt, _) in zip(indices, rows)]
+    missing = [j for j, r in enumerate(responses) if r is None]
+    sampled = 0
+    if missing:
+        made, sampled = rollouts.continue_prompts(rollouts.teacher, [rows[j] for j in missing], policy.max_new_tokens,
+                                                  policy.temperature, seed, policy.greedy)
+        for j, feature in zip(missing, made):
+            responses[j] = feature["input_ids"][len(rows[j][0]):]
+            store.put(indices[j], rows[j][0], responses[j])
+    features = [{"input_ids": prompt + r, "labels": [-100] * len(prompt) + r} for (prompt, _), r in zip(rows, responses)]
+    return features, sampled

@@ -359,10 +359,8 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
             sampled = False
             if distiller.policy is not None:  # on-policy: this micro-batch may be sampled (kdbench.rollouts)
                 with record_function("kdbench/rollout"):
-                    batch, sampled = on_policy_batch(
-                        distiller.policy, rollouts, batch, accelerator.unwrap_model(model),
-                        distiller.teacher.model if distiller.teacher is not None else None, step, cfg.max_steps,
-                        state.batch_index, stats.on_policy)
+                    batch, sampled = on_policy_batch(distiller.policy, rollouts, batch, accelerator.unwrap_model(model),
+                                                     step, cfg.max_steps, state.batch_index, stats.on_policy)
             teacher_out = None
             if distiller.teacher is not None:
                 t0 = time.perf_counter()

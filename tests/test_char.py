@@ -105,3 +105,13 @@ def test_distillm_samples_then_replays_once_its_buffer_is_full(tmp_path, data_ro
     assert on_policy["sources"]["student"] >= 1 and on_policy["sources"]["gold"] == 0
     assert on_policy["sources"]["student"] + on_policy["sources"]["replay"] == 8
     assert on_policy["policy"]["theta"] == 1.0 and on_policy["policy"]["buffer"] == 4
+
+
+def test_seqkd_generates_the_teachers_responses_once_and_a_second_seed_reads_them(tmp_path, data_root, cache_dir):
+    first = run_char(tmp_path, data_root, cache_dir, "seqkd", "train.max_steps=3")
+    filled = first["on_policy"]["shakespeare"]["teacher_responses"]
+    assert filled["rows_filled"] > 0 and first["on_policy"]["shakespeare"]["sources"]["teacher"] == 3
+    again = run_char(tmp_path / "again", data_root, cache_dir, "seqkd", "train.max_steps=3")
+    read = again["on_policy"]["shakespeare"]["teacher_responses"]
+    assert read["rows_read"] == filled["rows_filled"] and read["rows_filled"] == 0
+    assert again["student_sha256"] == first["student_sha256"]

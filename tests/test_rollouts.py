@@ -75,14 +75,14 @@ class _Always(DataPolicy):
 
 
 def test_on_policy_batch_counts_its_sources_and_keeps_student_samples():
-    rollouts, student, teacher = Rollouts(PAD, EOS, "right", 32, seed=1), tiny_llama(0), tiny_llama(1)
+    rollouts, student = Rollouts(PAD, EOS, "right", 32, seed=1, teacher=tiny_llama(1)), tiny_llama(0)
     record, gold = {}, batch(PROMPT_RESPONSE)
-    assert on_policy_batch(_Always("gold"), rollouts, gold, student, teacher, 1, 10, 1, record) == (gold, False)
+    assert on_policy_batch(_Always("gold"), rollouts, gold, student, 1, 10, 1, record) == (gold, False)
     policy = _Always("student")
-    sampled, fresh = on_policy_batch(policy, rollouts, gold, student, teacher, 2, 10, 2, record)
+    sampled, fresh = on_policy_batch(policy, rollouts, gold, student, 2, 10, 2, record)
     assert fresh and sampled["input_ids"].shape[0] == 2 and len(policy.kept) == 2
     policy.source = "replay"
-    replayed, fresh = on_policy_batch(policy, rollouts, gold, student, teacher, 3, 10, 3, record)
+    replayed, fresh = on_policy_batch(policy, rollouts, gold, student, 3, 10, 3, record)
     assert fresh and torch.equal(replayed["input_ids"], sampled["input_ids"])
     assert record["sources"] == {"gold": 1, "student": 1, "teacher": 0, "replay": 1} and record["samples"] == 2
     assert record["sampled_tokens"] > 0 and record["generation_s"] > 0
