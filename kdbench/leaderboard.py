@@ -86,6 +86,7 @@ class MethodRow:
     student_params: int | None = None
     compression: float | None = None
     train_s: float | None = None
+    generation_s: float | None = None  # of train_s: sampling responses (on-policy methods, SeqKD)
     examples_per_s: float | None = None
     tokens_per_s: float | None = None
     diagnostics: dict[str, Summary] = field(default_factory=dict)  # e.g. "sst2 mor@5" -> summary
@@ -162,6 +163,7 @@ def _cost(row: MethodRow, teacher_params: int | None) -> None:
     if row.student_params and teacher_params:
         row.compression = teacher_params / row.student_params
     row.train_s = mean(r["timings"]["train_s"] for r in runs)
+    row.generation_s = _mean_or_none(r["timings"].get("generation_s") for r in runs)
     throughput = [t for r in runs for t in r.get("throughput", {}).values() if "shared_with" not in t]
     row.examples_per_s = _mean_or_none(t.get("train_examples_per_s") for t in throughput)
     row.tokens_per_s = _mean_or_none(t.get("train_tokens_per_s") for t in throughput)

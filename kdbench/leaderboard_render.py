@@ -104,16 +104,17 @@ def _num(value: float | None, spec: str, suffix: str = "") -> tuple[str, float |
 
 def section(group: Group) -> TableSection:
     diag_keys = sorted({k for row in group.rows for k in row.diagnostics})
+    sampling = any(row.generation_s is not None for row in group.rows)  # a column only where a method samples
     columns = (["method"] + [f"{t} ({'/'.join(group.metric_names[t])})" for t in group.tasks] + ["avg"]
-               + ["Δ vs kd", "Δ vs none", "student params", "compression", "train s", "train ex/s", "train tok/s"]
-               + diag_keys)
+               + ["Δ vs kd", "Δ vs none", "student params", "compression", "train s"]
+               + (["of which sampling s"] if sampling else []) + ["train ex/s", "train tok/s"] + diag_keys)
     rows = []
     teacher_cells = [_cell({m: (v, None, 1) for m, v in group.teacher[t].items() if not is_spread(m)})
                      if t in group.teacher else (DASH, None) for t in group.tasks]
     t_avg = run_average(group.teacher, group.tasks)
     teacher_row = [("teacher", None)] + teacher_cells + [_num(t_avg, ".1f")] + [(DASH, None)] * 2 + [
         _params(group.teacher_params), ("1.0x", 1.0),
-        (DASH, None), (DASH, None), (DASH, None)] + [(DASH, None)] * len(diag_keys)
+        (DASH, None), (DASH, None), (DASH, None)] + [(DASH, None)] * (len(diag_keys) + sampling)
     trivial_rows = []
     for name, per_task in group.trivial.items():
         cells = [(f"trivial: {name}", None)] + [_trivial_cell(per_task.get(t), group.metric_names[t])
@@ -124,9 +125,9 @@ def section(group: Group) -> TableSection:
         cells = [(row.method, None)] + [_marked(_cell(row.tasks.get(t)), row, t) for t in group.tasks]
         cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
         cells += [_comparison_cell(row, ref, group.tasks) for ref in ("kd", "none")]
-        cells += [_params(row.student_params),
-                  _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f"), _num(row.examples_per_s, ".1f"),
-                  _num(row.tokens_per_s, ".0f")]
+        cells += [_params(row.student_params), _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f")]
+        cells += [_num(row.generation_s, ".0f")] if sampling else []
+        cells += [_num(row.examples_per_s, ".1f"), _num(row.tokens_per_s, ".0f")]
         cells += [(fmt_summary(row.diagnostics.get(k), 3 if "kl" in k else 1),
                    row.diagnostics[k][0] if k in row.diagnostics else None)
                   for k in diag_keys]

@@ -96,6 +96,11 @@ def test_gkd_trains_on_its_own_samples_and_the_record_says_how_many(tmp_path, da
     assert 0 < record["timings"]["generation_s"] <= record["timings"]["train_s"]
     again = run_char(tmp_path / "again", data_root, cache_dir, "gkd", "train.max_steps=6", "method.lmbda=0.5")
     assert again["student_sha256"] == record["student_sha256"]  # the samples are seeded: the same student
+    from tests.conftest import as_committed
+    results = as_committed(tmp_path / "gkd")
+    assert main(["leaderboard", "suite=char_tiny", f"results_dir={results}"]) == 0
+    board = (results / "leaderboard_char_tiny.md").read_text()
+    assert "of which sampling s" in board  # the cost columns show what sampling took
 
 
 def test_distillm_samples_then_replays_once_its_buffer_is_full(tmp_path, data_root, cache_dir):
