@@ -149,13 +149,15 @@ class SuiteInfo:
     budget_bound: str | None = None
     tasks: tuple = ()
     metric: str = ""  # a generation suite's metric (kdbench.suites.generation.GENERATION_METRICS)
+    methods: tuple = ()  # what `kdbench sweep` runs when not given methods=[...] (empty: none, kd, rlkd, fakd)
 
     @classmethod
     def of(cls, name: str, suite_file: dict) -> "SuiteInfo":
         return cls(name, str(suite_file.get("kind", name)), str(suite_file.get("version", "0")),
                    suite_file.get("description", ""), suite_file.get("family", "") or "",
                    suite_file.get("reference", "") or "", suite_file.get("budget_bound"),
-                   tuple(suite_file.get("tasks", ())), str(suite_file.get("metric", "")))
+                   tuple(suite_file.get("tasks", ())), str(suite_file.get("metric", "")),
+                   tuple(suite_file.get("methods", ())))
 
     @classmethod
     def load(cls, name: str) -> "SuiteInfo":
@@ -332,7 +334,7 @@ def _flatten_toml(table: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-SUITE_FILE_ONLY = {"kind", "version", "description", "family", "reference", "budget_bound", "metric"}  # suite metadata
+SUITE_FILE_ONLY = {"kind", "version", "description", "family", "reference", "budget_bound", "metric", "methods"}  # suite metadata
 
 
 def _known_keys(method_name: str) -> list[str]:

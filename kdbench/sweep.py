@@ -28,7 +28,8 @@ def plan(overrides: dict[str, str], environ=None) -> list[RunConfig]:
         if key in overrides:
             raise KdbenchError(f"a sweep takes {key}s=[...], not {key}=; e.g. {key}s=[{overrides[key]}]")
     rest = {k: v for k, v in overrides.items() if k not in SWEEP_KEYS}
-    methods = parse_list(overrides.get("methods", "[none,kd,rlkd,fakd]"), "methods")
+    methods = parse_list(overrides["methods"], "methods") if "methods" in overrides else default_methods(
+        overrides.get("suite", "glue"))
     seeds = parse_list(overrides.get("seeds", "[0]"), "seeds")
     if not methods or not seeds:
         raise KdbenchError("a sweep needs at least one method and one seed, e.g. methods=[kd] seeds=[0]")
@@ -39,6 +40,13 @@ def plan(overrides: dict[str, str], environ=None) -> list[RunConfig]:
             validate(cfg)
             cells.append(cfg)
     return cells
+
+
+def default_methods(suite: str) -> list[str]:
+    """The suite file's `methods` (the methods that apply there), else none, kd, rlkd and fakd."""
+    from kdbench.config import SuiteInfo
+
+    return list(SuiteInfo.load(suite).methods) or ["none", "kd", "rlkd", "fakd"]
 
 
 def _params_for(method: str, overrides: dict[str, str], methods: list[str]) -> dict[str, str]:
