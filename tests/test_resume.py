@@ -191,3 +191,31 @@ def test_a_killed_teacher_fine_tuning_resumes_to_the_same_teacher(tmp_path, data
     assert f"resuming teacher sst2 from the checkpoint at step {stopped}" in out and "marked interrupted" in out
     assert teacher_files(cache) == teacher_files(tmp_path / "uninterrupted")  # same weights, byte for byte
     assert not list((cache / "checkpoints").glob("teacher-*/state.pt"))  # cleared once the teacher is cached
+
+
+def test_an_on_policy_run_resumes_to_the_same_student_samples_and_replay_buffer(tmp_path, data_root, cache_dir):
+    # distillm from θ = 1 with a 4-sample buffer: every step samples or replays, so the resumed run must restore
+    # the policy's buffer and θ and draw the same samples for the steps it has still to run.
+    def args(results, cache):
+        return ["suite=char_tiny", "method=distillm", "train.max_steps=10", "checkpoint_every=1",
+                "method.init_threshold=1", "method.replay_size=4", f"data_dir={data_root}",
+                f"results_dir={results}", f"cache_dir={cache}"]
+
+    def complete(results):
+        (record,) = [json.loads(p.read_text()) for p in (results / "char_tiny").glob("*.json")
+                     if json.loads(p.read_text())["status"] == "complete"]
+        return record
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["run", *args(tmp_path / "whole", _own_checkpoints(tmp_path / "a", cache_dir))]) == 0
+    whole = complete(tmp_path / "whole")
+    cache = _own_checkpoints(tmp_path / "b", cache_dir)
+    code, err = _stop_at(_start(args(tmp_path / "resumed", cache)), cache, 5, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, err
+    assert main(["run", *args(tmp_path / "resumed", cache)]) == 0
+    resumed = complete(tmp_path / "resumed")
+    assert resumed["resumed_from_step"]["shakespeare"] >= 5
+    assert resumed["student_sha256"] == whole["student_sha256"]
+    strip = lambda on_policy: {k: v for k, v in on_policy.items() if k != "generation_s"}  # noqa: E731
+    assert strip(resumed["on_policy"]["shakespeare"]) == strip(whole["on_policy"]["shakespeare"])
