@@ -29,8 +29,18 @@ from dataclasses import dataclass
 import torch
 
 from kdbench.data.batching import LMCollator
+from kdbench.errors import KdbenchError
 
 SOURCES = ("gold", "student", "teacher", "replay")
+
+
+def check_sampling(temperature: float, max_new_tokens: int) -> None:
+    """The sampling keys every sampling method takes, checked before any model loads."""
+    if not temperature > 0:
+        raise KdbenchError(f"method.temperature (sampling) must be > 0, got {temperature}")
+    if max_new_tokens < 1:
+        raise KdbenchError(f"method.max_new_tokens must be >= 1 (a generation length of {max_new_tokens} generates"
+                           " nothing)")
 
 
 class DataPolicy:

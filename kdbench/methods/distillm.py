@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from kdbench.errors import KdbenchError
 from kdbench.losses import skew_kl, skew_reverse_kl
 from kdbench.methods.base import Step, parts_of, register_method, supervised_loss
-from kdbench.rollouts import DataPolicy
+from kdbench.rollouts import DataPolicy, check_sampling
 
 SCHEDULES = ("adaptive", "off")
 DIVERGENCES = {"skl": skew_kl, "srkl": skew_reverse_kl}
@@ -55,11 +55,9 @@ class DistiLLMParams:
         for name in ("skew", "kd_ratio", "init_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise KdbenchError(f"method.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.replay_size < 1 or self.max_new_tokens < 1:
-            raise KdbenchError("method.replay_size and method.max_new_tokens must be >= 1 (a generation length of 0"
-                               " samples nothing)")
-        if not self.temperature > 0:
-            raise KdbenchError(f"method.temperature (sampling) must be > 0, got {self.temperature}")
+        if self.replay_size < 1:
+            raise KdbenchError(f"method.replay_size must be >= 1, got {self.replay_size}")
+        check_sampling(self.temperature, self.max_new_tokens)
 
 
 class AdaptiveSGO(DataPolicy):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from kdbench.errors import KdbenchError
 from kdbench.losses import generalized_jsd
 from kdbench.methods.base import Step, parts_of, register_method
-from kdbench.rollouts import DataPolicy
+from kdbench.rollouts import DataPolicy, check_sampling
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,7 @@ class GKDParams:
             raise KdbenchError(f"method.lmbda (the share of student-sampled batches) must be in [0, 1], got {self.lmbda}")
         if not 0.0 <= self.beta <= 1.0:
             raise KdbenchError(f"method.beta must be in [0, 1], got {self.beta}")
-        if not self.temperature > 0:
-            raise KdbenchError(f"method.temperature (sampling) must be > 0, got {self.temperature}")
-        if self.max_new_tokens < 1:
-            raise KdbenchError(f"method.max_new_tokens must be >= 1 (a generation length of {self.max_new_tokens}"
-                               " samples nothing)")
+        check_sampling(self.temperature, self.max_new_tokens)
 
 
 class GKDPolicy(DataPolicy):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kdbench.errors import KdbenchError
 from kdbench.methods.base import Step, parts_of, register_method, supervised_loss
-from kdbench.rollouts import DataPolicy
+from kdbench.rollouts import DataPolicy, check_sampling
 
 DECODINGS = ("greedy", "sample")
 
@@ -31,11 +31,7 @@ class SeqKDParams:
     def __post_init__(self):
         if self.decoding not in DECODINGS:
             raise KdbenchError(f"method.decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
-        if not self.temperature > 0:
-            raise KdbenchError(f"method.temperature must be > 0, got {self.temperature}")
-        if self.max_new_tokens < 1:
-            raise KdbenchError(f"method.max_new_tokens must be >= 1 (a generation length of {self.max_new_tokens}"
-                               " generates nothing)")
+        check_sampling(self.temperature, self.max_new_tokens)
 
 
 class TeacherResponsesPolicy(DataPolicy):
