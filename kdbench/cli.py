@@ -41,7 +41,7 @@ Shakespeare, character level), perplexity, bleu, cer, rouge, lmeval (causal LMs)
 *_tiny smoke tests; `kdbench ls suites` lists them all
 
 run keys (defaults from suites/<suite>.toml, then the code):
-  suite=glue            suite file under suites/          method=none|kd|rlkd|fakd
+  suite=glue            suite file under suites/          method=kd (kdbench ls methods)
   tasks=[sst2,rte]      tasks (default: the suite's)       seed=0
   teacher=NAME|PATH     model preset, local folder or hub id
   student=NAME|PATH     model preset, local folder or hub id
