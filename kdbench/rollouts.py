@@ -90,6 +90,10 @@ class Rollouts:
     def collate(self, features: list[dict]) -> dict:
         return LMCollator(self.pad_id, self.padding_side)(features)
 
+    def fit(self, rows: list[tuple[list[int], int]]) -> list[tuple[list[int], int]]:
+        """A prompt that fills train.max_length keeps its last tokens, leaving room for one sampled token."""
+        return [(prompt[-(self.max_length - 1):], n) for prompt, n in rows]
+
     def prompts(self, batch: dict) -> list[tuple[list[int], int]]:
         """(prompt ids, gold response length) per row of an LMCollator batch."""
         rows = []
@@ -112,6 +116,7 @@ class Rollouts:
     @torch.no_grad()
     def continue_prompts(self, model, rows: list[tuple[list[int], int]], max_new_tokens: int, temperature: float,
                          seed: int, greedy: bool = False) -> tuple[list[dict], int]:
+        rows = self.fit(rows)
         width = max(len(p) for p, _ in rows)
         new = max(1, min(max_new_tokens, self.max_length - width))
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -174,7 +179,7 @@ def on_policy_batch(policy: DataPolicy, rollouts: Rollouts, batch: dict, student
 
 def _cached_teacher_responses(policy: DataPolicy, rollouts: Rollouts, batch: dict, seed: int) -> tuple[list[dict], int]:
     """The teacher's response to each row's prompt: from the policy's cache, else generated now and stored."""
-    rows, store = rollouts.prompts(batch), policy.responses
+    rows, store = rollouts.fit(rollouts.prompts(batch)), policy.responses
     indices = batch["example_index"].tolist()
     responses = [store.get(i, prompt) for i, (prompt, _) in zip(indices, rows)]
     missing = [j for j, r in enumerate(responses) if r is None]

@@ -86,3 +86,10 @@ def test_on_policy_batch_counts_its_sources_and_keeps_student_samples():
     assert fresh and torch.equal(replayed["input_ids"], sampled["input_ids"])
     assert record["sources"] == {"gold": 1, "student": 1, "teacher": 0, "replay": 1} and record["samples"] == 2
     assert record["sampled_tokens"] > 0 and record["generation_s"] > 0
+
+
+def test_a_prompt_that_fills_max_length_keeps_its_last_tokens_and_one_sampled_token():
+    rollouts, model = Rollouts(PAD, None, "right", 5), tiny_llama()
+    full = [{"input_ids": [3, 4, 5, 6, 7], "labels": [-100] * 5}]  # nothing scored: all prompt, at max_length
+    (feature,), sampled = rollouts.sample(model, batch(full), 8, 1.0, seed=0)
+    assert feature["input_ids"][:4] == [4, 5, 6, 7] and len(feature["input_ids"]) == 5 and sampled == 1
