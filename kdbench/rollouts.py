@@ -7,6 +7,8 @@ the runner asks, per micro-batch, where that batch comes from:
     "student"  the batch's prompts, responses sampled from the current student
     "teacher"  the batch's prompts, responses sampled from the teacher (GKD's seq_kd)
     "replay"   earlier student samples, from the policy's own replay buffer (DistiLLM)
+    "rollout"  a batch the policy builds itself from the data set's batch and its own store of samples
+               (`DataPolicy.rollout_batch`; MiniLLM's PPO rounds)
 
 `Rollouts` turns a batch's prompts into a sampled batch of the same form (kdbench.data.batching.LMCollator):
 labels −100 on the prompt, the sampled tokens scored up to and including the first EOS. The prompt is what
@@ -31,7 +33,7 @@ import torch
 from kdbench.data.batching import LMCollator
 from kdbench.errors import KdbenchError
 
-SOURCES = ("gold", "student", "teacher", "replay")
+SOURCES = ("gold", "student", "teacher", "replay", "rollout")
 
 
 def check_sampling(temperature: float, max_new_tokens: int) -> None:
@@ -62,6 +64,10 @@ class DataPolicy:
     def replay(self, count: int, draw: float) -> list[dict]:
         raise NotImplementedError(f"{type(self).__name__} keeps no replay buffer")
 
+    def rollout_batch(self, rollouts: "Rollouts", student, batch: dict, record: dict) -> dict:
+        """The batch to train on when `choose` says "rollout" (counting its samples in `record`)."""
+        raise NotImplementedError(f"{type(self).__name__} builds no batches of its own")
+
     def observe_validation(self, step: int, loss: float) -> None:
         """A validation point of the student's curve (DistiLLM raises its threshold when the loss rises)."""
 
@@ -87,8 +93,19 @@ class Rollouts:
     seed: int = 0
     teacher: object = None  # the teacher model, for the "teacher" source
 
+    pool: list = None  # the training features (prompts for a policy that draws its own: MiniLLM)
+
     def collate(self, features: list[dict]) -> dict:
         return LMCollator(self.pad_id, self.padding_side)(features)
+
+    @staticmethod
+    def features(batch: dict) -> list[dict]:
+        """The rows of an LMCollator batch back as features (input ids and labels of the real tokens)."""
+        rows = []
+        for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+            real = mask.bool()
+            rows.append({"input_ids": ids[real].tolist(), "labels": labels[real].tolist()})
+        return rows
 
     def fit(self, rows: list[tuple[list[int], int]]) -> list[tuple[list[int], int]]:
         """A prompt that fills train.max_length keeps its last tokens, leaving room for one sampled token."""
@@ -113,17 +130,29 @@ class Rollouts:
         `greedy` decodes the most likely token instead of sampling."""
         return self.continue_prompts(model, self.prompts(batch), max_new_tokens, temperature, seed, greedy)
 
+    def left_padded(self, rows: list[tuple[list[int], int]], max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(ids, attention mask, tokens to sample) for fitted prompts, left-padded so that every row continues
+        from its last real token; the sample is capped so that prompt + sample fit train.max_length."""
+        width = max(len(p) for p, _ in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (prompt, _) in enumerate(rows):
+            ids[i, width - len(prompt):] = torch.tensor(prompt)
+            attention[i, width - len(prompt):] = 1
+        return ids, attention, max(1, min(max_new_tokens, self.max_length - width))
+
+    def cut(self, continuation: list[int]) -> list[int]:
+        """A sampled continuation up to and including its first EOS (what follows is padding)."""
+        if self.eos_id is not None and self.eos_id in continuation:
+            return continuation[: continuation.index(self.eos_id) + 1]
+        return continuation
+
     @torch.no_grad()
     def continue_prompts(self, model, rows: list[tuple[list[int], int]], max_new_tokens: int, temperature: float,
                          seed: int, greedy: bool = False) -> tuple[list[dict], int]:
         rows = self.fit(rows)
-        width = max(len(p) for p, _ in rows)
-        new = max(1, min(max_new_tokens, self.max_length - width))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (prompt, _) in enumerate(rows):  # left padding: every row continues from its last real token
-            ids[i, width - len(prompt):] = torch.tensor(prompt)
-            attention[i, width - len(prompt):] = 1
+        ids, attention, new = self.left_padded(rows, max_new_tokens)
+        width = ids.shape[1]
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
@@ -137,8 +166,7 @@ class Rollouts:
         model.train(was_training)
         features, sampled = [], 0
         for (prompt, _), continuation in zip(rows, out[:, width:].tolist()):
-            if self.eos_id is not None and self.eos_id in continuation:  # what follows the first EOS is padding
-                continuation = continuation[: continuation.index(self.eos_id) + 1]
+            continuation = self.cut(continuation)
             sampled += len(continuation)
             features.append({"input_ids": prompt + continuation, "labels": [-100] * len(prompt) + continuation})
         return features, sampled
@@ -158,6 +186,10 @@ def on_policy_batch(policy: DataPolicy, rollouts: Rollouts, batch: dict, student
     if source == "gold":
         return batch, False
     t0 = time.perf_counter()
+    if source == "rollout":
+        built = policy.rollout_batch(rollouts, student, batch, record)
+        record["generation_s"] = record.get("generation_s", 0.0) + time.perf_counter() - t0
+        return built, True
     if source == "replay":
         features = policy.replay(batch["input_ids"].shape[0], random.Random(_seed(rollouts.seed, step, micro,
                                                                                  "replay")).random())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+from accelerate.utils import send_to_device
 from torch.profiler import record_function
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -122,7 +123,9 @@ def make_step(student_out, teacher_out, batch: dict, regression: bool) -> Step:
     # first real token would otherwise be "predicted" from a pad.
     scored = (labels[:, 1:] != -100) & batch["attention_mask"][:, :-1].bool()
     targets = labels[:, 1:].masked_fill(~scored, -100)
-    return Step(_Shifted(student_out), teacher_out, targets, batch["attention_mask"], scored, regression)
+    rollout = {k[len("rollout_"):]: v[:, 1:] if v.dim() == 2 else v for k, v in batch.items() if k.startswith("rollout_")}
+    return Step(_Shifted(student_out), teacher_out, targets, batch["attention_mask"], scored, regression,
+                rollout=rollout or None)
 
 
 def output_flags(needs: frozenset) -> dict:
@@ -361,6 +364,8 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
                 with record_function("kdbench/rollout"):
                     batch, sampled = on_policy_batch(distiller.policy, rollouts, batch, accelerator.unwrap_model(model),
                                                      step, cfg.max_steps, state.batch_index, stats.on_policy)
+                    if sampled:  # a built batch is collated on the CPU; the prepared loader's are on the device
+                        batch = send_to_device(batch, accelerator.device)
             teacher_out = None
             if distiller.teacher is not None:
                 t0 = time.perf_counter()

@@ -193,12 +193,16 @@ def test_a_killed_teacher_fine_tuning_resumes_to_the_same_teacher(tmp_path, data
     assert not list((cache / "checkpoints").glob("teacher-*/state.pt"))  # cleared once the teacher is cached
 
 
-def test_an_on_policy_run_resumes_to_the_same_student_samples_and_replay_buffer(tmp_path, data_root, cache_dir):
+@pytest.mark.parametrize("method", [
     # distillm from θ = 1 with a 4-sample buffer: every step samples or replays, so the resumed run must restore
     # the policy's buffer and θ and draw the same samples for the steps it has still to run.
+    ["method=distillm", "method.init_threshold=1", "method.replay_size=4"],
+    # minillm in rounds of 4 samples trained twice: a stop mid-round must restore the round's store and order.
+    ["method=minillm", "method.num_rollouts=4", "method.ppo_epochs=2", "method.max_new_tokens=8"],
+], ids=["distillm", "minillm"])
+def test_an_on_policy_run_resumes_to_the_same_student_samples_and_policy_state(tmp_path, data_root, cache_dir, method):
     def args(results, cache):
-        return ["suite=char_tiny", "method=distillm", "train.max_steps=10", "checkpoint_every=1",
-                "method.init_threshold=1", "method.replay_size=4", f"data_dir={data_root}",
+        return ["suite=char_tiny", *method, "train.max_steps=10", "checkpoint_every=1", f"data_dir={data_root}",
                 f"results_dir={results}", f"cache_dir={cache}"]
 
     def complete(results):

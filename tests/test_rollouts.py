@@ -84,7 +84,8 @@ def test_on_policy_batch_counts_its_sources_and_keeps_student_samples():
     policy.source = "replay"
     replayed, fresh = on_policy_batch(policy, rollouts, gold, student, 3, 10, 3, record)
     assert fresh and torch.equal(replayed["input_ids"], sampled["input_ids"])
-    assert record["sources"] == {"gold": 1, "student": 1, "teacher": 0, "replay": 1} and record["samples"] == 2
+    assert record["sources"] == {"gold": 1, "student": 1, "teacher": 0, "replay": 1, "rollout": 0}
+    assert record["samples"] == 2
     assert record["sampled_tokens"] > 0 and record["generation_s"] > 0
 
 

@@ -2,7 +2,8 @@
 
 Each method is one file (`none`, `kd`, `rlkd`, `fakd`) plus its test in tests/methods/; every module of this
 package is imported, so a new built-in method is its file alone. Methods import only torch,
-`kdbench.losses` and (on-policy methods) `kdbench.rollouts.DataPolicy`, never the runner.
+`kdbench.losses` and (on-policy methods) `kdbench.rollouts.DataPolicy` and `kdbench.mixed_sampling`, never the
+runner.
 """
 
 import importlib

@@ -31,6 +31,9 @@ class Step:
     regression: the task has one real-valued output (GLUE STS-B).
     soft_targets: (ids `(B, K)`, weights `(B, K)`) when a label is spread over K outputs (the causal-LM GLUE
     form's STS-B: a score between two digit words); the supervised loss is then the CE against it.
+    rollout: what an on-policy method's data policy put beside a batch it built (the batch's `rollout_*`
+    tensors, prefix dropped): `(B,)` per row, or `(B, T)` per token aligned with `labels` like the logits
+    (MiniLLM: which rows are samples, their old log-probabilities, rewards and importance weights).
     """
 
     student: Any
@@ -40,6 +43,7 @@ class Step:
     position_mask: torch.Tensor | None = None
     regression: bool = False
     soft_targets: tuple | None = None
+    rollout: dict | None = None
 
 
 @dataclass(frozen=True)
