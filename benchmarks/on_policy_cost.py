@@ -1,12 +1,13 @@
-"""What on-policy distillation costs per step, against `kd`: `gkd` (λ = 0.5) and `distillm` (SGO) on a suite.
+"""What on-policy distillation costs per step, against `kd`: `gkd` (λ = 0.5), `distillm` (SGO) and `minillm` on a suite.
 
     python benchmarks/on_policy_cost.py --data ../shared/data                       # char, 300 steps each
     python benchmarks/on_policy_cost.py --data ../shared/data --suite perplexity --steps 20
 
 Runs `kdbench run suite=<suite> method=<m> train.max_steps=<steps>` for kd (its teacher from the output cache
 where the suite has one), kd with the teacher live every step (`teacher_cache=false`, what gkd pays on the
-batches it samples), gkd and distillm (`method.init_threshold=0.5`, so that it samples from the first step) in
-turn, each as a subprocess with
+batches it samples), gkd, distillm (`method.init_threshold=0.5`, so that it samples from the first step) and
+minillm (its defaults: rounds of 256 teacher-mixed samples, each trained 4 times beside a data batch) in turn,
+each as a subprocess with
 the same cache_dir (the suite's teacher is trained or converted once and reused; kd reads its cached teacher
 outputs where the suite caches them), and reads the records' own timings: training seconds per step, the
 share of them spent sampling (`timings.generation_s`, inside train_s) and in the teacher's forward. Prints
@@ -29,7 +30,7 @@ TARGET = 1.5  # gkd step / kd step on the char track (issue "The methods the fie
 # label -> (method, overrides). kd reads its teacher from the output cache where the suite caches it (char:
 # the exact dense distribution); "kd live" runs the teacher every step, as gkd must on the batches it samples.
 RUNS = {"kd": ("kd", []), "kd live": ("kd", ["teacher_cache=false"]), "gkd": ("gkd", ["method.lmbda=0.5"]),
-        "distillm": ("distillm", ["method.init_threshold=0.5"])}
+        "distillm": ("distillm", ["method.init_threshold=0.5"]), "minillm": ("minillm", [])}
 
 
 def one_run(suite: str, label: str, extra: list[str], data: str, cache: str, results: Path) -> dict:

