@@ -80,6 +80,10 @@ def validate(cfg: RunConfig) -> list[str]:
         raise KdbenchError(f"method {cfg.method!r} trains on responses it samples, and suite {cfg.suite!r} classifies:"
                            " it has no responses to sample; use a text or generation suite (char, perplexity, bleu,"
                            " rouge, cer)")
+    if method.cross_tokenizer and not suite.paired_examples:
+        raise KdbenchError(f"method {cfg.method!r} pairs each training example as the teacher's and the student's"
+                           f" tokenizers read it, and suite {cfg.suite!r} cuts its text into blocks per tokenizer;"
+                           " use a generation suite (rouge, bleu, cer)")
     suite.check_tokenizer(lambda: load_tokenizer(cfg.teacher, cfg.cache_dir or None), tasks)
     if cfg.student_init == "teacher":
         layers_of, _ = derived_layers(cfg.student)
@@ -96,10 +100,11 @@ def preflight(cfg: RunConfig, method: Method, task) -> dict:
     the method's own check says of this task (e.g. rlkd's effective k), for the record.
     """
     t_cfg, s_cfg = load_config(cfg.teacher, cfg.cache_dir or None), load_config(cfg.student, cfg.cache_dir or None)
-    if t_cfg.vocab_size != s_cfg.vocab_size:
+    if t_cfg.vocab_size != s_cfg.vocab_size and not method.cross_tokenizer:
         raise KdbenchError(
             f"teacher {cfg.teacher!r} has a vocabulary of {t_cfg.vocab_size} tokens, student {cfg.student!r} has"
-            f" {s_cfg.vocab_size}; kdbench feeds one tokenised batch to both, so they must share the tokenizer"
+            f" {s_cfg.vocab_size}; method {cfg.method!r} feeds one tokenised batch to both, so they must share the"
+            " tokenizer; method=uld distils across tokenizers"
         )
     for role, name, conf in (("teacher", cfg.teacher, t_cfg), ("student", cfg.student, s_cfg)):
         labels = head_labels(conf)
@@ -142,8 +147,10 @@ def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
         log(f"{path.name}: marked interrupted (resumed by this run)")
 
 
-def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None):
-    """Build the student (and the method's extra modules) and train it; returns (student, stats)."""
+def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None,
+                   teacher_tokenizer=None):
+    """Build the student (and the method's extra modules) and train it; returns (student, stats).
+    `tokenizer` is the student's; `teacher_tokenizer` the teacher's, read by a cross-tokenizer method."""
     params = cfg.method_params
     needs = method.needs(params)
     attention_maps = "attentions" in needs
@@ -161,7 +168,13 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
-    source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log)
+    paired = None
+    if method.cross_tokenizer:  # the teacher reads each training example through its own tokenizer
+        teacher_tokenizer = teacher_tokenizer or tokenizer
+        paired = (suite.paired_features(teacher_tokenizer, tokenizer, data, cfg.train.max_length),
+                  teacher_tokenizer.pad_token_id)
+    source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log,
+                                       paired)
     policy, rollouts = None, None
     if method.data_policy is not None:  # on-policy: the runner samples responses for it (kdbench.rollouts)
         policy = method.data_policy(params, cfg.seed)
@@ -248,7 +261,7 @@ class _Run:
     suite: object
     method: Method
     accelerator: object
-    tokenizer: object
+    tokenizer: object  # the teacher's (and the student's, unless the method distils across tokenizers)
     data_root: Path | None
     teachers: dict
     log: object
@@ -258,6 +271,12 @@ class _Run:
     examples: dict = dataclasses.field(default_factory=dict)
     checkpoints: list = dataclasses.field(default_factory=list)  # cleared once the record is complete
     trained: tuple | None = None  # (training key, student, stats, task) of the last student trained
+    student_tokenizer: object = None  # a cross-tokenizer method's student reads the data through its own
+
+    @property
+    def reader(self):
+        """The tokenizer the student reads the data with."""
+        return self.student_tokenizer or self.tokenizer
 
 
 def _run_task(run: _Run, task_name: str, last: bool) -> None:
@@ -270,7 +289,8 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
                                  "validation": suite.val_description(data),
                                  **{f"eval_{k}": v.source for k, v in data.evals.items()},
                                  **{f"eval_{k}_rows": len(v.examples) for k, v in data.evals.items()},
-                                 "tokenizer": run.tokenizer.name_or_path, "notes": suite.notes(run.tokenizer, data, cfg)}
+                                 "tokenizer": run.tokenizer.name_or_path, "notes": suite.notes(run.reader, data, cfg),
+                                 **({"student_tokenizer": run.reader.name_or_path} if run.student_tokenizer else {})}
 
     # Every run scores the teacher too (the leaderboard's ceiling row); it is cached per task.
     teacher, meta = teacher_for_task(cfg, suite, data, run.tokenizer, run.accelerator, log, run.teachers)
@@ -280,7 +300,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
                                                          "weights_sha256": meta.get("weights_sha256")}
     if meta.get("curve"):
         record.setdefault("teacher_curves", {})[task_name] = meta["curve"]
-    record.setdefault("trivial", {})[task_name] = suite.trivial(run.tokenizer, data, cfg)
+    record.setdefault("trivial", {})[task_name] = suite.trivial(run.reader, data, cfg)
     student, stats = _student_for(run, task_name, data, teacher)
     record.setdefault("curves", {})[task_name] = curve_entry(stats.curve, stats.kept_step)
     record["converged"] = all(c["converged"] for c in record["curves"].values())
@@ -292,12 +312,14 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
 
     device = run.accelerator.device
     start = time.perf_counter()
-    scores, predictions = suite.evaluate(student, run.tokenizer, data, cfg, device)
+    scores, predictions = suite.evaluate(student, run.reader, data, cfg, device)
     record["timings"]["eval_s"] += time.perf_counter() - start
     record["metrics"][task_name] = scores
     start = time.perf_counter()
+    # the diagnostics compare the two models' distributions token by token: one vocabulary only
+    same_vocabulary = len(run.reader) == len(run.tokenizer)
     record.setdefault("diagnostics", {})[task_name] = suite.diagnostics(student, teacher, run.tokenizer, data, cfg,
-                                                                        device)
+                                                                        device) if same_vocabulary else {}
     record["timings"]["diagnostics_s"] = record["timings"].get("diagnostics_s", 0.0) + time.perf_counter() - start
     examples = suite.examples(data, predictions)  # per-example outputs, for paired statistics on the leaderboard
     if examples is not None:
@@ -327,8 +349,8 @@ def _student_for(run: _Run, task_name: str, data, teacher):
     if run.accelerator.is_main_process:  # the main process alone writes checkpoints
         run.held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
         _mark_superseded(checkpoint, record["run_id"], log)
-    student, stats = _train_student(run.cfg, run.method, run.suite, data, run.tokenizer, teacher, run.accelerator,
-                                    log, checkpoint)
+    student, stats = _train_student(run.cfg, run.method, run.suite, data, run.reader, teacher, run.accelerator,
+                                    log, checkpoint, teacher_tokenizer=run.tokenizer)
     record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
     if stats.resumed_from:
         record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
@@ -368,8 +390,10 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     if main:
         mark_stale(folder, record["run_id"], log)
         _bound_cache(cfg, log)  # room first for the entries this run may build
-    state = _Run(cfg, suite, METHODS.get(cfg.method), accelerator, tokenizer, data_root,
-                 {} if teachers is None else teachers, log, record, path, contextlib.ExitStack())
+    method = METHODS.get(cfg.method)
+    state = _Run(cfg, suite, method, accelerator, tokenizer, data_root,
+                 {} if teachers is None else teachers, log, record, path, contextlib.ExitStack(),
+                 student_tokenizer=load_tokenizer(cfg.student, cfg.cache_dir or None) if method.cross_tokenizer else None)
     try:
         write_record(path, record)  # status "running": readers see a valid record from the start
         for task_name in tasks:

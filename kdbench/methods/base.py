@@ -65,13 +65,17 @@ class Method:
     # (params, run seed) -> a kdbench.rollouts.DataPolicy: the method trains on sampled responses (on-policy),
     # which the runner draws for it; None: it trains on the data set's batches only
     data_policy: Callable[[Any, int], Any] | None = None
+    # the teacher may read the data through its own tokenizer (ULD): the runner gives the loss the teacher's
+    # outputs on the teacher's tokenisation of the batch's examples, with its response positions
+    # (TeacherOut.position_mask); every other method needs one tokenised batch for both models
+    cross_tokenizer: bool = False
 
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
 
 def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", accepts_topk=None,
-                    teacher_layers=None, check_outputs=None, data_policy=None):
+                    teacher_layers=None, check_outputs=None, data_policy=None, cross_tokenizer=False):
     """Decorator: register the loss adapter `fn(step, params, state)` as method `name`.
 
     `needs` is a set of teacher outputs, or a function of the params returning one. The loss reads them from
@@ -84,6 +88,7 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     `data_policy(params, seed)` → a kdbench.rollouts.DataPolicy: per micro-batch the runner asks it whether to
     train on the data set's batch or on responses it samples from the student or the teacher (on-policy
     methods; only on suites whose batches are prompts and responses or text).
+    `cross_tokenizer`: the method distils between models with different tokenizers (see Method).
     """
 
     def needs_fn(p) -> frozenset[str]:
@@ -92,7 +97,8 @@ def register_method(name: str, *, params: type, needs, build_state=None, summary
     def deco(fn):
         first_doc_line = next(iter((fn.__doc__ or "").strip().splitlines()), "")
         METHODS.add(name, Method(name, params, fn, needs_fn, build_state, summary or first_doc_line,
-                                 accepts_topk or (lambda p: False), teacher_layers, check_outputs, data_policy))
+                                 accepts_topk or (lambda p: False), teacher_layers, check_outputs, data_policy,
+                                 cross_tokenizer))
         return fn
 
     return deco

@@ -30,6 +30,9 @@ class Suite:
     # whether its training batches are token sequences (prompt + response, or text) that an on-policy method
     # can sample responses for (kdbench.rollouts); a classification suite's are not
     samples_responses: bool = False
+    # training rows are examples (prompt, response) that any tokenizer can read: a cross-tokenizer method can
+    # pair the student's and the teacher's tokenisations of each (`paired_features`)
+    paired_examples: bool = False
 
     def __init__(self, info=None):
         self.info = info  # kdbench.config.SuiteInfo of the preset that named this kind (None: built by hand)
@@ -80,6 +83,11 @@ class Suite:
         return model
 
     def train_loader(self, tokenizer, data, max_length: int, batch_size: int, seed: int, padding_side="right"):
+        raise NotImplementedError
+
+    def paired_features(self, teacher_tokenizer, student_tokenizer, data, max_length: int) -> list[dict | None]:
+        """The teacher's tokenisation of each training feature the student's `train_loader` yields, in its order
+        (None where the teacher's tokens leave that example no response); suites with `paired_examples`."""
         raise NotImplementedError
 
     # -- scoring

@@ -295,6 +295,7 @@ class GenerationSuite(Suite):
     """Every generation task, scored by the metric its suite file names (`metric = "bleu"`; the bleu, cer,
     rouge, rlkd_* and minillm_dolly presets)."""
     samples_responses = True  # an on-policy method samples continuations (kdbench.rollouts)
+    paired_examples = True  # a cross-tokenizer method reads each example through both tokenizers
 
     tasks = (*TASK_LOADERS, *HUB_TASK_LOADERS)
     label = "generation"
@@ -403,6 +404,14 @@ class GenerationSuite(Suite):
                 out.append(f"{len(skipped)} of {len(data.train.examples)} training examples skipped: their prompt"
                            f" fills {section}.max_length={length} (first: example {skipped[0]})")
         return out
+
+    def paired_features(self, teacher_tokenizer, student_tokenizer, data: GenData, max_length: int) -> list[dict | None]:
+        n = len(data.train.examples)
+        student_skipped = set(self._training_features(student_tokenizer, data, max_length)[1])
+        teacher_features, teacher_skipped = self._training_features(teacher_tokenizer, data, max_length)
+        skipped = set(teacher_skipped)
+        teacher_of = dict(zip((i for i in range(n) if i not in skipped), teacher_features))
+        return [teacher_of.get(i) for i in range(n) if i not in student_skipped]
 
     def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
         features = self._training_features(tokenizer, data, max_length)[0]

@@ -37,6 +37,8 @@ class TeacherOut:
     topk: TopK | None = None
     hidden_states: list | tuple | None = None
     attentions: list | tuple | None = None
+    # a teacher with its own tokenizer (kdbench.teacher.source.PairedTeacher): its response targets `(B, T_t)`
+    position_mask: torch.Tensor | None = None
 
     @classmethod
     def of(cls, model_out, batch: dict) -> "TeacherOut":

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+from accelerate.utils import send_to_device
 from torch.profiler import record_function
 
 from kdbench.cache_entries import hold
+from kdbench.data.batching import LMCollator
 from kdbench.models.load import cache_root, model_identity
 from kdbench.models.placement import to_device
 from kdbench.runner import model_inputs, output_flags
@@ -82,12 +84,42 @@ def output_size(task, teacher_config) -> int:
     return teacher_config.vocab_size
 
 
-def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log):
-    """(the run's teacher source, or None when the method needs no teacher; meta for the record)."""
+class PairedTeacher:
+    """A teacher that reads the data through its own tokenizer (a cross-tokenizer method: ULD). Each student
+    batch's examples (`example_index`) are looked up in the teacher's own tokenisation of the same training
+    rows (`features`, aligned with the student's; None where the teacher's tokens leave no response) and run
+    live; the outputs carry the teacher's response targets as `position_mask`."""
+
+    def __init__(self, live: LiveTeacher, features: list, pad_id: int, padding_side: str):
+        self.live, self.model, self.features = live, live.model, features
+        self.collate = LMCollator(pad_id, padding_side)
+        self.pad_id = pad_id
+
+    def outputs(self, batch: dict) -> TeacherOut:
+        rows = [self.features[i] or {"input_ids": [self.pad_id], "labels": [-100]}  # no response: pairs nothing
+                for i in batch["example_index"].tolist()]
+        own = send_to_device(self.collate(rows), next(self.model.parameters()).device)
+        with record_function("kdbench/teacher_forward"):
+            out = self.live.forward(own)
+        scored = (own["labels"][:, 1:] != -100) & own["attention_mask"][:, :-1].bool()
+        return TeacherOut(out.logits[:, :-1], position_mask=scored)
+
+    fresh = outputs
+
+
+def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log,
+                teacher_features=None):
+    """(the run's teacher source, or None when the method needs no teacher; meta for the record).
+    `teacher_features`: (features, pad id) of the teacher's own tokenisation, for a cross-tokenizer method."""
     needs = method.needs(params)
     if not needs:
         return None, {"used": False, "why": "the method needs no teacher"}
     live = LiveTeacher(teacher, needs, accelerator)
+    if method.cross_tokenizer:
+        features, pad_id = teacher_features
+        return PairedTeacher(live, features, pad_id, cfg.data.padding_side), {
+            "used": False, "why": "the teacher reads its own tokenisation of each example, live",
+            "teacher_rows_without_response": sum(f is None for f in features)}
     if not cfg.teacher_cache:
         return live, {"used": False, "why": "teacher_cache=false"}
     lm = not data.num_labels
