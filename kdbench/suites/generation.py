@@ -285,6 +285,7 @@ GENERATION_METRICS = {
     "cer": GenerationMetric(("cer",), True),
     # rouge-score with Porter stemming; each example scores the best F over its references
     "rouge": GenerationMetric(("rouge1", "rouge2", "rougeL"), False),
+    "rougeL": GenerationMetric(("rougeL",), False),  # the MiniLLM protocol's one score
     # the prediction's number after "####" (else its last number) must equal the reference's
     "gsm8k_accuracy": GenerationMetric(("gsm8k_accuracy",), True),
 }
