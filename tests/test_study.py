@@ -38,7 +38,9 @@ margin = 0.02
 def test_the_shipped_study_file_is_valid():
     seeds, claims = load_study(__import__("pathlib").Path("studies/published_effects.toml"))
     assert len(seeds) >= 5 and {c.id for c in claims} >= {"rlkd-cr5", "rlkd-ppl", "rlkd-rougeL", "kd-glue-encoder",
-                                                            "kd-glue-llm", "fakd-glue"}
+                                                            "kd-glue-llm", "fakd-glue", "fakd-glue-encoder"}
+    _, on_policy = load_study(__import__("pathlib").Path("studies/onpolicy.toml"))
+    assert {c.id for c in on_policy} == {"gkd-onpolicy-char", "distillm-char", "minillm-char"}
 
 
 @pytest.mark.parametrize("old, new, message", [
