@@ -19,12 +19,16 @@ Verdicts, computed, never written by hand (α = 0.05, Holm-adjusted p):
   when p_Holm < α and |Δ| > margin·|reference|; otherwise **inconclusive (underpowered)**.
 - **not measured**: the cell has no records (yet), or too few seeds for a test (< 3); the line says which.
 
+Writes `out` (STUDY.md) and, beside it, the same per claim as data (`out` with .json: the cell, Δ with its
+95% interval, p, p_Holm, the minimum detectable effect, the verdict and why; `outcomes_json`).
+
 Every problem with the file (unknown method, suite or metric; a claim without a direction; cells that span
 suite versions) is one line naming the file and the claim's line; nothing is written.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -255,6 +259,27 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float) ->
     return "\n".join(lines)
 
 
+def outcomes_json(outcomes: list[Outcome], command: str, path: Path) -> dict:
+    """What STUDY.md says, per claim, as data (the JSON beside it): the cell, the measured effect with its 95%
+    interval, p and Holm-adjusted p, the minimum detectable effect, the verdict and why."""
+    from kdbench.results import git_commit
+
+    claims = []
+    for o in outcomes:
+        c, claim = o.comparison, o.claim
+        claims.append({
+            "id": claim.id, "source": claim.source, "statement": claim.statement, "published": claim.published,
+            "suite": claim.suite, "task": claim.task, "metric": claim.metric, "method": claim.method,
+            "reference": claim.reference, "direction": claim.direction, "margin": claim.margin,
+            "seeds": list(c.n) if c else None, "means": list(o.means) if o.means else None,
+            "delta": c.delta if c else None, "ci95": [c.low, c.high] if c and c.low is not None else None,
+            "p": c.p if c else None, "p_holm": c.p_holm if c else None, "mde": o.mde,
+            "verdict": o.verdict, "why": o.why, "runs_still_improving": o.still_improving,
+        })
+    return {"study": str(path), "command": command, "code": git_commit(),
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "claims": claims}
+
+
 def study(overrides: dict[str, str], log=print) -> list[Outcome]:
     """Run (optionally) and measure a study; writes its Markdown report only when everything succeeded."""
     from kdbench.config import convert
@@ -281,7 +306,9 @@ def study(overrides: dict[str, str], log=print) -> list[Outcome]:
     outcomes = measure(path, results_dir, convert("allow_dirty", overrides.get("allow_dirty", "false"), bool))
     command = "kdbench study " + " ".join(f"{k}={v}" for k, v in overrides.items())
     atomic_write_text(out, render(outcomes, command.strip(), path, time.perf_counter() - start))
+    data = out.with_suffix(".json")
+    atomic_write_text(data, json.dumps(outcomes_json(outcomes, command.strip(), path), indent=2) + "\n")
     for o in outcomes:
         log(f"{o.claim.id}: {o.verdict}" + (f" ({o.why})" if o.why else ""))
-    log(f"written: {out}")
+    log(f"written: {out} and {data}")
     return outcomes

@@ -213,6 +213,10 @@ def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versio
     assert "**supported**" in text.split("kd-beats-none")[1].split("\n")[0]
     assert "**supported**" in text.split("| rlkd-equals-none")[1].split("\n")[0]  # the same predictions: Δ ≡ 0
     assert "Cost: the 9 runs behind these verdicts" in text
+    data = json.loads(out.with_suffix(".json").read_text())  # the same verdicts as data
+    (kd,) = [c for c in data["claims"] if c["id"] == "kd-beats-none"]
+    assert kd["verdict"] == "supported" and kd["seeds"] == [3, 3] and kd["ci95"][0] > 0 and kd["p_holm"] >= kd["p"]
+    assert kd["mde"] > 0 and kd["delta"] == pytest.approx(kd["means"][0] - kd["means"][1])
     capsys.readouterr()
     path = next((results / "glue_enc_tiny").glob("kd-*.json"))  # one kd record from another suite version
     record = json.loads(path.read_text())
