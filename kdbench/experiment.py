@@ -171,7 +171,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
     paired = None
     if method.cross_tokenizer:  # the teacher reads each training example through its own tokenizer
         teacher_tokenizer = teacher_tokenizer or tokenizer
-        paired = (suite.paired_features(teacher_tokenizer, tokenizer, data, cfg.train.max_length),
+        by_bytes = getattr(params, "align", "index") == "bytes"  # pair the tokens by text, not by index
+        paired = (suite.paired_features(teacher_tokenizer, tokenizer, data, cfg.train.max_length, by_bytes),
                   teacher_tokenizer.pad_token_id)
     source, outputs_meta = open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log,
                                        paired)

@@ -21,10 +21,15 @@ import torch
 import torch.nn.functional as F
 
 
-def response_positions(logits: torch.Tensor, mask: torch.Tensor, width: int) -> torch.Tensor:
-    """The logits of each row's first `width` masked positions, in order: `(B, width, V)` (rows with fewer are
+def response_order(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """The indices of each row's first `width` masked positions, in order `(B, width)` (rows with fewer are
     padded with whatever follows; the caller masks them)."""
-    order = torch.argsort((~mask.bool()).to(torch.int8), dim=1, stable=True)[:, :width]  # masked ones first
+    return torch.argsort((~mask.bool()).to(torch.int8), dim=1, stable=True)[:, :width]  # masked ones first
+
+
+def response_positions(logits: torch.Tensor, mask: torch.Tensor, width: int) -> torch.Tensor:
+    """The logits of each row's first `width` masked positions, in order: `(B, width, V)`."""
+    order = response_order(mask, width)
     return logits.gather(1, order[..., None].expand(-1, -1, logits.shape[-1]))
 
 
@@ -63,3 +68,63 @@ def uld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student
         return per_row
     rows = n > 0
     return per_row[rows].mean()
+
+
+def merged_sorted(logits: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, group: torch.Tensor,
+                  groups: int, temperature: float, merge: str) -> torch.Tensor:
+    """Each byte-alignment group's merged distribution, sorted descending: `(B, groups, V)`.
+
+    A group of tokens t_i..t_j covers one piece of text; its distribution is the anchor position's (the
+    first, `merge="first"`, GOLD's "observed"; or the last, `"last"`, its "bayesian") times the probability
+    the model gave each other token of the group, p_anchor(·) · Π_{m≠anchor} p_m(t_m): an unnormalised
+    distribution over the text's continuations. A single-token group is that position's distribution.
+    `group` `(B, L)` holds each response position's group index in response order (-1: none)."""
+    width = group.shape[1]
+    order = response_order(mask, width)
+    log_probs = F.log_softmax(logits.gather(1, order[..., None].expand(-1, -1, logits.shape[-1])).float()
+                              / temperature, -1)
+    taken = log_probs.gather(-1, targets.gather(1, order).clamp_min(0)[..., None]).squeeze(-1)  # log p_m(t_m)
+    slot = torch.where(group >= 0, group, groups)  # positions in no group fall in one extra slot, dropped
+    taken = torch.where(group >= 0, taken, torch.zeros((), device=taken.device))
+    position = torch.arange(width, device=group.device).expand_as(group)
+    empty = width if merge == "first" else -1
+    anchor = torch.full((group.shape[0], groups + 1), empty, device=group.device).scatter_reduce(
+        1, slot, position, "amin" if merge == "first" else "amax")[:, :groups].clamp(0, width - 1)
+    others = (torch.zeros(group.shape[0], groups + 1, device=taken.device).scatter_add(1, slot, taken)[:, :groups]
+              - taken.gather(1, anchor))
+    at_anchor = log_probs.gather(1, anchor[..., None].expand(-1, -1, log_probs.shape[-1]))
+    return at_anchor.sort(-1, descending=True).values.exp() * others.exp()[..., None]
+
+
+def uld_bytes_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_mask: torch.Tensor,
+                   teacher_mask: torch.Tensor, student_targets: torch.Tensor, teacher_targets: torch.Tensor,
+                   student_group: torch.Tensor, teacher_group: torch.Tensor, student_temperature: float = 1.0,
+                   teacher_temperature: float = 1.0, merge: str = "first", reduction: str = "mean") -> torch.Tensor:
+    """ULD with GOLD's byte-offset alignment (TRL `trl/experimental/gold/gold_trainer.py`, `ULDLoss` with
+    `use_extended_uld`): instead of pairing the k-th response token of each side, pair the k-th *group*
+    (kdbench.data.byte_alignment: the runs of tokens of both tokenisations that end at the same byte), each
+    merged into one distribution (`merged_sorted`), and
+
+        L_i = 1/G_i · Σ_g Σ_j | sort↓(q̃_{i,g})_j − sort↓(p̃_{i,g})_j |,    L = mean of L_i over rows with G_i > 0
+
+    Shapes: logits/masks as `uld_loss`; targets `(B, T)` aligned with each side's logits; groups `(B, L)` in
+    response order (-1: in no group). Both sides' logits here predict their own target (GOLD's "observed"
+    slicing reads one position later, a shift ULD's code also has; kdbench reads the aligned position).
+    With every group a single token on both sides this is exactly `uld_loss`.
+    """
+    counts = torch.maximum(student_group.max(1).values, teacher_group.max(1).values) + 1  # groups per row
+    groups = int(counts.max()) if counts.numel() else 0
+    if groups <= 0:
+        zero = student_logits.sum() * 0.0
+        return zero if reduction == "mean" else zero.expand(student_logits.shape[0]).clone()
+    q = merged_sorted(student_logits, student_mask, student_targets, student_group, groups, student_temperature,
+                      merge)
+    with torch.no_grad():
+        p = merged_sorted(teacher_logits, teacher_mask, teacher_targets, teacher_group, groups,
+                          teacher_temperature, merge)
+    valid = torch.arange(groups, device=counts.device)[None, :] < counts[:, None]
+    per_group = torch.where(valid, sorted_l1(q, p), torch.zeros((), device=q.device))
+    per_row = per_group.sum(1) / counts.clamp_min(1)
+    if reduction == "none":
+        return per_row
+    return per_row[counts > 0].mean()

@@ -85,9 +85,12 @@ class Suite:
     def train_loader(self, tokenizer, data, max_length: int, batch_size: int, seed: int, padding_side="right"):
         raise NotImplementedError
 
-    def paired_features(self, teacher_tokenizer, student_tokenizer, data, max_length: int) -> list[dict | None]:
+    def paired_features(self, teacher_tokenizer, student_tokenizer, data, max_length: int,
+                        byte_groups: bool = False) -> list[dict | None]:
         """The teacher's tokenisation of each training feature the student's `train_loader` yields, in its order
-        (None where the teacher's tokens leave that example no response); suites with `paired_examples`."""
+        (None where the teacher's tokens leave that example no response); suites with `paired_examples`.
+        `byte_groups`: each teacher feature also carries both sides' byte-alignment groups of the response
+        (`student_group`, `teacher_group`; kdbench.data.byte_alignment)."""
         raise NotImplementedError
 
     # -- scoring

@@ -33,6 +33,7 @@ from typing import Callable
 
 from kdbench import metrics
 from kdbench.data.batching import LMCollator, prompt_response, train_loader
+from kdbench.data.byte_alignment import aligned_groups
 from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.files import file_sha256
@@ -406,13 +407,19 @@ class GenerationSuite(Suite):
                            f" fills {section}.max_length={length} (first: example {skipped[0]})")
         return out
 
-    def paired_features(self, teacher_tokenizer, student_tokenizer, data: GenData, max_length: int) -> list[dict | None]:
+    def paired_features(self, teacher_tokenizer, student_tokenizer, data: GenData, max_length: int,
+                        byte_groups: bool = False) -> list[dict | None]:
         n = len(data.train.examples)
-        student_skipped = set(self._training_features(student_tokenizer, data, max_length)[1])
+        student_features, student_skipped = self._training_features(student_tokenizer, data, max_length)
         teacher_features, teacher_skipped = self._training_features(teacher_tokenizer, data, max_length)
         skipped = set(teacher_skipped)
         teacher_of = dict(zip((i for i in range(n) if i not in skipped), teacher_features))
-        return [teacher_of.get(i) for i in range(n) if i not in student_skipped]
+        paired = [(i, teacher_of.get(i)) for i in range(n) if i not in set(student_skipped)]
+        if not byte_groups:
+            return [teacher for _, teacher in paired]
+        return [teacher and {**teacher, **aligned_groups(student_tokenizer, teacher_tokenizer,
+                                                         data.train.examples[i][1], student, teacher)}
+                for (i, teacher), student in zip(paired, student_features)]
 
     def train_loader(self, tokenizer, data: GenData, max_length: int, batch_size: int, seed: int, padding_side="right"):
         features = self._training_features(tokenizer, data, max_length)[0]

@@ -30,6 +30,17 @@ class TopK:
 
 
 @dataclass
+class ByteAlignment:
+    """Which response tokens of the student and of the teacher cover the same text (kdbench.data.byte_alignment):
+    group indices in response order, `student_group` `(B, Ls)` and `teacher_group` `(B, Lt)` (-1: in no group,
+    or padding), and the teacher's targets `(B, T_t)` aligned with its logits (−100 off the response)."""
+
+    student_group: torch.Tensor
+    teacher_group: torch.Tensor
+    teacher_targets: torch.Tensor
+
+
+@dataclass
 class TeacherOut:
     """One batch of teacher outputs: dense `logits` `(B, C)` / `(B, T, V)`, or `topk`; features if asked."""
 
@@ -39,6 +50,7 @@ class TeacherOut:
     attentions: list | tuple | None = None
     # a teacher with its own tokenizer (kdbench.teacher.source.PairedTeacher): its response targets `(B, T_t)`
     position_mask: torch.Tensor | None = None
+    alignment: ByteAlignment | None = None  # and, where the features carry them, its byte-alignment groups
 
     @classmethod
     def of(cls, model_out, batch: dict) -> "TeacherOut":

@@ -22,7 +22,7 @@ from kdbench.models.load import cache_root, model_identity
 from kdbench.models.placement import to_device
 from kdbench.runner import model_inputs, output_flags
 from kdbench.teacher import cache as output_cache
-from kdbench.teacher.outputs import TeacherOut
+from kdbench.teacher.outputs import ByteAlignment, TeacherOut
 from kdbench.teacher.weights import teacher_key, weights_key_parts
 
 
@@ -102,9 +102,22 @@ class PairedTeacher:
         with record_function("kdbench/teacher_forward"):
             out = self.live.forward(own)
         scored = (own["labels"][:, 1:] != -100) & own["attention_mask"][:, :-1].bool()
-        return TeacherOut(out.logits[:, :-1], position_mask=scored)
+        alignment = None
+        if any("teacher_group" in r for r in rows):  # byte alignment asked (method.align=bytes)
+            student_group, teacher_group = (_padded([r.get(key, []) for r in rows], scored.device)
+                                            for key in ("student_group", "teacher_group"))
+            alignment = ByteAlignment(student_group, teacher_group, own["labels"][:, 1:])
+        return TeacherOut(out.logits[:, :-1], position_mask=scored, alignment=alignment)
 
     fresh = outputs
+
+
+def _padded(lists: list[list[int]], device) -> torch.Tensor:
+    """Rows of ints as one `(B, max length)` tensor, padded with -1."""
+    out = torch.full((len(lists), max(1, *map(len, lists))), -1, dtype=torch.long)
+    for i, values in enumerate(lists):
+        out[i, : len(values)] = torch.tensor(values, dtype=torch.long)
+    return out.to(device)
 
 
 def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, accelerator, log,

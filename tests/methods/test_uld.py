@@ -39,12 +39,14 @@ def _args(tmp_path, cache, data_root, teacher, method="uld", suite="bleu_tiny"):
             f"results_dir={tmp_path / 'results'}", f"cache_dir={cache}", "train.max_length=512"]
 
 
+@pytest.mark.parametrize("align", ["index", "bytes"])
 def test_uld_distils_from_a_teacher_with_another_vocabulary_through_run(tmp_path, cache_dir, data_root,
-                                                                      other_tokenizer_teacher):
+                                                                      other_tokenizer_teacher, align):
     folder, vocab = other_tokenizer_teacher
-    assert main(_args(tmp_path, cache_dir, data_root, folder)) == 0
+    assert main(_args(tmp_path, cache_dir, data_root, folder) + [f"method.align={align}"]) == 0
     (path,) = (tmp_path / "results" / "bleu_tiny").glob("uld-*.json")
     record = json.loads(path.read_text())
+    assert record["method_params"]["align"] == align
     assert record["status"] == "complete" and record["metrics"]["multi30k"]
     assert record["data"]["multi30k"]["student_tokenizer"] != record["data"]["multi30k"]["tokenizer"]
     outputs = record["teacher_outputs"]["multi30k"]
