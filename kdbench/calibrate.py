@@ -124,7 +124,7 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
 
     def one(extra: dict) -> dict:
         """The record of one calibration run: an earlier complete one with the same config, or a new run."""
-        cfg = resolve({**rest, "method": "none", **extra})
+        cfg = resolve({"save_student": "false", **rest, "method": "none", **extra})  # calibration students: not kept
         done = _complete_records(results_dir, cfg.suite)
         if config_hash(cfg.to_dict()) in done:
             log(f"calibrate: reusing {done[config_hash(cfg.to_dict())]['run_id']} (same config)")

@@ -189,6 +189,9 @@ class RunConfig:
     # pretrained: a derived student (a layer subset) starts from the pretrained model's layers; teacher: from the
     # task's fine-tuned teacher's layers, its task head included (kdbench.models.load.student_from_teacher)
     student_init: str = "pretrained"
+    # keep each trained student (kdbench.saved_student): `kdbench run` saves by default, a sweep only when asked
+    save_student: bool = True
+    students_dir: str = ""  # where saved students go; default <results_dir>/<suite>/students
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)

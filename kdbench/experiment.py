@@ -36,6 +36,7 @@ from kdbench.runner import make_accelerator, train
 from kdbench.stale import mark_stale, writer
 from kdbench.models.placement import to_device
 from kdbench.rollouts import Rollouts
+from kdbench.saved_student import check_space, check_writable, save_student, students_folder
 from kdbench.teacher.responses import open_responses
 from kdbench.teacher.source import CachedTeacher, open_source, output_size
 from kdbench.teacher.weights import format_scores, teacher_for_task
@@ -148,9 +149,10 @@ def _mark_superseded(checkpoint: Checkpointer, run_id: str, log) -> None:
 
 
 def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, log, checkpoint=None,
-                   teacher_tokenizer=None):
+                   teacher_tokenizer=None, before_training=None):
     """Build the student (and the method's extra modules) and train it; returns (student, stats).
-    `tokenizer` is the student's; `teacher_tokenizer` the teacher's, read by a cross-tokenizer method."""
+    `tokenizer` is the student's; `teacher_tokenizer` the teacher's, read by a cross-tokenizer method;
+    `before_training(student)` runs once the student is built (the disk-space check of a saved student)."""
     params = cfg.method_params
     needs = method.needs(params)
     attention_maps = "attentions" in needs
@@ -165,6 +167,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
         for name, p in student.named_parameters():  # more than six transformer layers do
             if "embed" in name:
                 p.requires_grad_(False)
+    if before_training is not None:
+        before_training(student)
     state = method.build_state(params, student.config, teacher.config) if method.build_state else None
     loader = suite.train_loader(tokenizer, data, cfg.train.max_length, cfg.train.batch_size, cfg.seed,
                                 cfg.data.padding_side)
@@ -273,6 +277,8 @@ class _Run:
     checkpoints: list = dataclasses.field(default_factory=list)  # cleared once the record is complete
     trained: tuple | None = None  # (training key, student, stats, task) of the last student trained
     student_tokenizer: object = None  # a cross-tokenizer method's student reads the data through its own
+    saved: dict = dataclasses.field(default_factory=dict)  # id(student) -> the folder it was saved in
+    tasks_left: int = 1  # students still to train, for the disk-space check of saving them
 
     @property
     def reader(self):
@@ -329,9 +335,22 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
         write_examples(examples_path, run.examples)
         record["examples_file"] = str(examples_path.relative_to(run.path.parent))
     record["student_sha256"] = {**record.get("student_sha256", {}), task_name: weights_sha256(student)}
+    if cfg.save_student and run.accelerator.is_main_process:
+        _keep_student(run, task_name, student, data)
     record["status"] = "complete" if last else "partial"
     write_record(run.path, record)
     log(f"[{task_name}] {cfg.method}: {format_scores(scores)} (teacher {format_scores(meta['metrics'])})")
+
+
+def _keep_student(run: _Run, task_name: str, student, data) -> None:
+    """Save the task's student (once, when tasks share it) and name its folder in the record."""
+    folder = run.saved.get(id(student))
+    if folder is None:
+        folder = students_folder(run.cfg, run.record["run_id"]) / task_name
+        save_student(student, run.reader, folder, run.record, task_name, data)
+        run.saved[id(student)] = folder
+        run.log(f"[{task_name}] student saved in {folder}")
+    run.record.setdefault("students", {})[task_name] = str(folder)
 
 
 def _student_for(run: _Run, task_name: str, data, teacher):
@@ -350,8 +369,12 @@ def _student_for(run: _Run, task_name: str, data, teacher):
     if run.accelerator.is_main_process:  # the main process alone writes checkpoints
         run.held.enter_context(file_lock(checkpoint.folder.with_name(f".{checkpoint.folder.name}.lock"), log))
         _mark_superseded(checkpoint, record["run_id"], log)
+    space = None
+    if run.cfg.save_student and run.accelerator.is_main_process:
+        folder = students_folder(run.cfg, record["run_id"])
+        space = lambda student: check_space(folder.parent, student, run.tasks_left)  # noqa: E731
     student, stats = _train_student(run.cfg, run.method, run.suite, data, run.reader, teacher, run.accelerator,
-                                    log, checkpoint, teacher_tokenizer=run.tokenizer)
+                                    log, checkpoint, teacher_tokenizer=run.tokenizer, before_training=space)
     record.setdefault("teacher_outputs", {})[task_name] = stats.teacher_outputs
     if stats.resumed_from:
         record.setdefault("resumed_from_step", {})[task_name] = stats.resumed_from
@@ -396,8 +419,13 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
                  {} if teachers is None else teachers, log, record, path, contextlib.ExitStack(),
                  student_tokenizer=load_tokenizer(cfg.student, cfg.cache_dir or None) if method.cross_tokenizer else None)
     try:
+        if main and cfg.save_student:  # an unwritable students folder stops the run before any training
+            students = students_folder(cfg, record["run_id"]).parent
+            created += [d for d in (students.parent, students) if not d.exists() and d not in created]
+            check_writable(students)
         write_record(path, record)  # status "running": readers see a valid record from the start
-        for task_name in tasks:
+        for i, task_name in enumerate(tasks):
+            state.tasks_left = len(tasks) - i
             _run_task(state, task_name, last=task_name == tasks[-1])
         accelerator.wait_for_everyone()
         for checkpoint in state.checkpoints if main else []:  # the record holds everything now; a re-run starts anew

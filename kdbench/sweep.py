@@ -27,7 +27,8 @@ def plan(overrides: dict[str, str], environ=None) -> list[RunConfig]:
     for key in ("method", "seed"):
         if key in overrides:
             raise KdbenchError(f"a sweep takes {key}s=[...], not {key}=; e.g. {key}s=[{overrides[key]}]")
-    rest = {k: v for k, v in overrides.items() if k not in SWEEP_KEYS}
+    # a sweep's students are many and interchangeable: kept only when asked (save_student=true)
+    rest = {"save_student": "false", **{k: v for k, v in overrides.items() if k not in SWEEP_KEYS}}
     methods = parse_list(overrides["methods"], "methods") if "methods" in overrides else default_methods(
         overrides.get("suite", "glue"))
     seeds = parse_list(overrides.get("seeds", "[0]"), "seeds")
