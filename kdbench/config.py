@@ -192,6 +192,7 @@ class RunConfig:
     # keep each trained student (kdbench.saved_student): `kdbench run` saves by default, a sweep only when asked
     save_student: bool = True
     students_dir: str = ""  # where saved students go; default <results_dir>/<suite>/students
+    log_with: tuple[str, ...] = ()  # experiment trackers (kdbench.trackers): tensorboard, wandb, mlflow, trackio
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -222,6 +223,9 @@ class RunConfig:
             raise KdbenchError(f"unknown teacher_placement {self.teacher_placement!r};"
                                f" {did_you_mean(self.teacher_placement, list(PLACEMENTS))}")
         parse_max_memory(self.teacher_max_memory)  # a malformed limit fails here, before any work
+        from kdbench.trackers import check_trackers
+
+        check_trackers(self.log_with)
 
     def to_dict(self) -> dict:
         """The fully resolved config as plain JSON data (method params under `method_params`)."""

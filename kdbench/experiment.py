@@ -36,6 +36,7 @@ from kdbench.runner import make_accelerator, train
 from kdbench.stale import mark_stale, writer
 from kdbench.models.placement import to_device
 from kdbench.rollouts import Rollouts
+from kdbench import trackers
 from kdbench.saved_student import check_space, check_writable, save_student, students_folder
 from kdbench.teacher.responses import open_responses
 from kdbench.teacher.source import CachedTeacher, open_source, output_size
@@ -322,6 +323,8 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     scores, predictions = suite.evaluate(student, run.reader, data, cfg, device)
     record["timings"]["eval_s"] += time.perf_counter() - start
     record["metrics"][task_name] = scores
+    trackers.log(run.accelerator, {f"{cfg.method}/{task_name}/final/{k}": v for k, v in scores.items()
+                                   if isinstance(v, (int, float))}, max(stats.steps, 1))
     start = time.perf_counter()
     # the diagnostics compare the two models' distributions token by token: one vocabulary only
     same_vocabulary = len(run.reader) == len(run.tokenizer)
@@ -401,7 +404,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     """
     tasks = validate(cfg)
     suite, info = suite_of(cfg)
-    accelerator = make_accelerator(cfg.device)
+    accelerator = make_accelerator(cfg.device, cfg.log_with, trackers.trackers_folder(cfg))
     record = _new_record(cfg, info, accelerator)
     main = accelerator.is_main_process
     # The other processes of a distributed run compute the same record; theirs go to a scratch folder.
@@ -424,6 +427,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
             created += [d for d in (students.parent, students) if not d.exists() and d not in created]
             check_writable(students)
         write_record(path, record)  # status "running": readers see a valid record from the start
+        trackers.start(accelerator, cfg, record["run_id"], record["config"])
         for i, task_name in enumerate(tasks):
             state.tasks_left = len(tasks) - i
             _run_task(state, task_name, last=task_name == tasks[-1])
@@ -434,6 +438,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
         _keep_or_remove(record, path, created, e)
         raise
     finally:
+        trackers.finish(accelerator)
         state.held.close()
         if scratch is not None:
             scratch.cleanup()

@@ -19,7 +19,7 @@ from torch.profiler import record_function
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from kdbench import stop_signals
+from kdbench import stop_signals, trackers
 from kdbench.checkpoint import Checkpointer, rng_state, set_rng_state
 from kdbench.config import TrainConfig
 from kdbench.convergence import auto_eval_every, better_point
@@ -55,8 +55,9 @@ class TrainStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-def make_accelerator(device: str):
-    """accelerate on the requested device; bf16 mixed precision on CUDA."""
+def make_accelerator(device: str, log_with: tuple = (), project_dir=None):
+    """accelerate on the requested device; bf16 mixed precision on CUDA; `log_with`: its trackers, writing
+    under `project_dir` (kdbench.trackers)."""
     from accelerate import Accelerator, DataLoaderConfiguration
 
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
@@ -68,7 +69,8 @@ def make_accelerator(device: str):
     # Under `accelerate launch` / torchrun every process takes its slice of each batch (split_batches):
     # the optimizer step sees the same train.batch_size examples as a single process does.
     return Accelerator(cpu=not use_cuda, mixed_precision=precision,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+                       dataloader_config=DataLoaderConfiguration(split_batches=True),
+                       log_with=list(log_with) or None, project_dir=str(project_dir) if project_dir else None)
 
 
 def make_schedule(optimizer, cfg):
@@ -167,6 +169,7 @@ class TrainState:
     window: list = field(default_factory=list)  # (loss, parts) of the steps since the last loss-curve point
     best: dict | None = None  # keep="best": {"point": curve point, "model": its weights on the CPU}
     policy: object = None  # an on-policy method's kdbench.rollouts.DataPolicy, whose state travels with the rest
+    tag: str = ""  # the trackers' prefix for this training: "kd/sst2", "teacher/sst2" (kdbench.trackers)
 
     def saved(self, elapsed: float) -> dict:
         s = self.stats
@@ -302,6 +305,8 @@ def _validation_point(model, validate, step: int, state: TrainState, accelerator
     inner.train(was_training)
     point = [step, round(float(loss), 6), {k: round(float(v), 4) for k, v in scores.items()}]
     stats.curve.append(point)
+    trackers.log(accelerator, {f"{state.tag}/val_loss": point[1],
+                               **{f"{state.tag}/val_{k}": v for k, v in point[2].items()}}, step)
     if state.policy is not None:
         state.policy.observe_validation(step, float(loss))
     if keep == "best" and better_point(point, state.best["point"] if state.best else None):
@@ -332,7 +337,7 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
         extra = accelerator.prepare(extra)  # DDP refuses a module without trainable parameters (fakd, equal widths)
     prepared = _Prepared(model, extra, optimizer, schedule, accelerator, checkpoint)
     model.train()
-    state = TrainState(policy=distiller.policy)
+    state = TrainState(policy=distiller.policy, tag=desc.replace(" ", "/"))
     if distiller.policy is not None and rollouts is None:
         from kdbench.errors import KdbenchError
 
@@ -415,6 +420,11 @@ def _train(model, distiller, loader, cfg, accelerator, *, regression, desc, nan_
             mean_parts = {k: sum(w[1].get(k, 0.0) for w in window) / len(window) for k in window[0][1]}
             stats.loss_curve.append([step, round(mean_loss, 6), {k: round(v, 6) for k, v in mean_parts.items()}])
             window.clear()
+            tag = state.tag
+            trackers.log(accelerator, {f"{tag}/loss": mean_loss, **{f"{tag}/{k}": v for k, v in mean_parts.items()},
+                                       f"{tag}/lr": schedule.get_last_lr()[0],
+                                       f"{tag}/examples_per_s": stats.examples / max(time.perf_counter() - start,
+                                                                                     1e-9)}, step)
         if validate is not None and (step % every == 0 or step == cfg.max_steps):
             t0 = time.perf_counter()
             _validation_point(model, validate, step, state, accelerator, cfg.keep)
