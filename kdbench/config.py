@@ -193,6 +193,7 @@ class RunConfig:
     save_student: bool = True
     students_dir: str = ""  # where saved students go; default <results_dir>/<suite>/students
     log_with: tuple[str, ...] = ()  # experiment trackers (kdbench.trackers): tensorboard, wandb, mlflow, trackio
+    push_to_hub: str = ""  # a hub repo id: each saved student is uploaded there (needs the network and a token)
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)

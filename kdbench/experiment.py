@@ -37,7 +37,8 @@ from kdbench.stale import mark_stale, writer
 from kdbench.models.placement import to_device
 from kdbench.rollouts import Rollouts
 from kdbench import trackers
-from kdbench.saved_student import check_space, check_writable, save_student, students_folder
+from kdbench.saved_student import (check_hub, check_space, check_writable, push_student, save_student,
+                                   students_folder)
 from kdbench.teacher.responses import open_responses
 from kdbench.teacher.source import CachedTeacher, open_source, output_size
 from kdbench.teacher.weights import format_scores, teacher_for_task
@@ -280,6 +281,7 @@ class _Run:
     student_tokenizer: object = None  # a cross-tokenizer method's student reads the data through its own
     saved: dict = dataclasses.field(default_factory=dict)  # id(student) -> the folder it was saved in
     tasks_left: int = 1  # students still to train, for the disk-space check of saving them
+    task_count: int = 1  # the run's tasks: with several, each pushed student goes to its own subfolder
 
     @property
     def reader(self):
@@ -353,6 +355,10 @@ def _keep_student(run: _Run, task_name: str, student, data) -> None:
         save_student(student, run.reader, folder, run.record, task_name, data)
         run.saved[id(student)] = folder
         run.log(f"[{task_name}] student saved in {folder}")
+        if run.cfg.push_to_hub:
+            url = push_student(run.cfg.push_to_hub, folder, task_name, run.task_count > 1)
+            run.record.setdefault("pushed", {})[task_name] = url
+            run.log(f"[{task_name}] student pushed to {url}")
     run.record.setdefault("students", {})[task_name] = str(folder)
 
 
@@ -422,12 +428,15 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
                  {} if teachers is None else teachers, log, record, path, contextlib.ExitStack(),
                  student_tokenizer=load_tokenizer(cfg.student, cfg.cache_dir or None) if method.cross_tokenizer else None)
     try:
+        if main and cfg.push_to_hub:  # offline or without a token: stop now, not after the training
+            check_hub(cfg.push_to_hub, cfg.save_student)
         if main and cfg.save_student:  # an unwritable students folder stops the run before any training
             students = students_folder(cfg, record["run_id"]).parent
             created += [d for d in (students.parent, students) if not d.exists() and d not in created]
             check_writable(students)
         write_record(path, record)  # status "running": readers see a valid record from the start
         trackers.start(accelerator, cfg, record["run_id"], record["config"])
+        state.task_count = len(tasks)
         for i, task_name in enumerate(tasks):
             state.tasks_left = len(tasks) - i
             _run_task(state, task_name, last=task_name == tasks[-1])

@@ -30,7 +30,7 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
 # Where a run writes and how it checkpoints do not change its numbers: two configs that differ only here
 # are the same experiment (a sweep skips the cell; a checkpoint resumes across them).
 OPERATIONAL_KEYS = ("results_dir", "cache_dir", "cache_max_gb", "dry_run", "resume", "checkpoint_every",
-                    "save_student", "students_dir", "log_with")
+                    "save_student", "students_dir", "log_with", "push_to_hub")
 
 
 # Config keys added after records had been written, each with the value every run before it had implicitly.

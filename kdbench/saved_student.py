@@ -155,3 +155,38 @@ def model_card(record: dict, task: str, data, mapping: dict | None, loader: str)
         "",
     ]
     return "\n".join(lines)
+
+
+def check_hub(repo_id: str, save: bool) -> None:
+    """Before any training: a push needs a saved student, the network and a token. One line when not."""
+    from huggingface_hub import HfApi, constants, get_token
+
+    if not save:
+        raise KdbenchError(f"push_to_hub={repo_id} pushes the saved student; drop save_student=false")
+    if constants.HF_HUB_OFFLINE:
+        raise KdbenchError(f"push_to_hub={repo_id} needs the network, and HF_HUB_OFFLINE is set; unset it or drop"
+                           " push_to_hub (the student is saved locally either way)")
+    if not get_token():
+        raise KdbenchError(f"push_to_hub={repo_id} needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    try:
+        HfApi().whoami()
+    except Exception as e:  # noqa: BLE001 (no network, a refused token: either way nothing can be pushed)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KdbenchError(f"push_to_hub={repo_id}: the hub cannot be reached or refuses the token ({first});"
+                           " check the network and `hf auth whoami`, or drop push_to_hub") from None
+
+
+def push_student(repo_id: str, folder: Path, task: str, several: bool) -> str:
+    """Upload a saved student folder to the hub repo (created if needed); with several tasks, each in its own
+    subfolder (`from_pretrained(repo, subfolder=task)`). Returns where it went."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), path_in_repo=task if several else "",
+                          commit_message=f"kdbench student: {folder.parent.name} / {task}")
+    except Exception as e:  # noqa: BLE001 (the local student is kept; the record says the push failed)
+        raise KdbenchError(f"push_to_hub={repo_id}: the upload of {folder} failed ({type(e).__name__}: {e});"
+                           " the student is saved there, upload it with `hf upload`") from None
+    return f"https://huggingface.co/{repo_id}" + (f"/tree/main/{task}" if several else "")

@@ -89,3 +89,50 @@ def test_too_little_disk_space_stops_before_training(tmp_path, cache_dir, data_r
     assert "GiB free" in err and "students_dir=" in err and "Traceback" not in err
     assert not list((tmp_path / "results").rglob("*.json"))
     assert "training student" not in capsys.readouterr().out
+
+
+def test_push_to_hub_stops_before_training_offline_or_without_a_token(tmp_path, cache_dir, data_root, capsys,
+                                                                      monkeypatch):
+    import huggingface_hub
+
+    args = _args(tmp_path, cache_dir, data_root, "glue_tiny", "kd", "push_to_hub=someone/student")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr()
+    assert "needs the network, and HF_HUB_OFFLINE is set" in err.err and "training student" not in err.out
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    assert main(["run", *args]) == 2
+    assert "needs a Hugging Face token" in capsys.readouterr().err
+    assert main(["run", *args, "save_student=false"]) == 2
+    assert "drop save_student=false" in capsys.readouterr().err
+    assert not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_push_to_hub_uploads_the_saved_folder(tmp_path, cache_dir, data_root, monkeypatch):
+    """The hub is out of reach here, so HfApi is replaced by a recorder: this checks what kdbench asks of it."""
+    import huggingface_hub
+
+    calls = []
+
+    class Recorder:
+        def whoami(self):
+            return {"name": "someone"}
+
+        def create_repo(self, repo_id, exist_ok):
+            calls.append(("create", repo_id, exist_ok))
+
+        def upload_folder(self, repo_id, folder_path, path_in_repo, commit_message):
+            calls.append(("upload", repo_id, sorted(p.name for p in Path(folder_path).iterdir()), path_in_repo))
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_x")
+    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
+    args = _args(tmp_path, cache_dir, data_root, "glue_tiny", "kd", "push_to_hub=someone/student")
+    assert main(["run", *args]) == 0
+    (path,) = (tmp_path / "results" / "glue_tiny").glob("kd-*.json")
+    record = json.loads(path.read_text())
+    assert record["pushed"] == {"sst2": "https://huggingface.co/someone/student"}
+    assert calls[0] == ("create", "someone/student", True)
+    assert calls[1][0] == "upload" and calls[1][3] == "" and {"README.md", "config.json", "model.safetensors"} <= set(
+        calls[1][2])
