@@ -150,20 +150,24 @@ def tolerance(metric: str, baseline: dict, floor: float = 1.0, rel_floor: float 
 
 
 def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floor: float = 1.0,
-          rel_floor: float = 0.05, skipped: list[str] | None = None):
+          rel_floor: float = 0.05, skipped: list[str] | None = None, strict: bool = True,
+          not_gated: list[str] | None = None):
     """(rows, problems): one row per compared metric, and every reason the check cannot pass.
 
     Torn, invalid and unfinished records are left out and named in `skipped` (they neither pass nor fail
-    the check: the newest complete records per seed are what is compared)."""
+    the check: the newest complete records per seed are what is compared). A group without a baseline (or
+    no records at all) is a problem when `strict` (CI: nothing may go ungated); otherwise it is named in
+    `not_gated` (a user's exploratory runs)."""
     groups = _groups(results_dir, suite, skipped)
     problems, rows = [], []
+    ungated = problems if strict or not_gated is None else not_gated
     if not groups:
-        problems.append(f"no complete records under {results_dir}" + (f"/{suite}" if suite else ""))
+        ungated.append(f"no complete records under {results_dir}" + (f"/{suite}" if suite else ""))
     for key, records in sorted(groups.items()):
         path = baseline_file(baselines_dir, key)
         label = f"{key[0]} v{key[1]} {key[2]}→{key[3]} ({key[4]})"
         if not path.is_file():
-            problems.append(f"{label}: no baseline {path}; record one with `kdbench check record=true`")
+            ungated.append(f"{label}: no baseline {path}; record one with `kdbench check record=true`")
             continue
         try:
             baseline = json.loads(path.read_text(encoding="utf-8"))["methods"]

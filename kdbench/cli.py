@@ -221,7 +221,7 @@ def _cmd_check(args: list[str]) -> int:
     from kdbench.study import load_study
 
     values = parse_overrides(args)
-    _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor", "study"), "check")
+    _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor", "study", "strict"), "check")
     results_dir = _results_dir(values)
     baselines_dir = Path(values.get("baselines_dir", "baselines"))
     suite = values.get("suite")
@@ -236,9 +236,11 @@ def _cmd_check(args: list[str]) -> int:
         if study_file is not None:
             print(f"verdicts written: {record_verdicts(study_file, results_dir, baselines_dir)}")
         return 0
-    skipped: list[str] = []
+    skipped, not_gated = [], []
+    strict = convert("strict", values.get("strict", "false"), bool)  # CI: a group without a baseline fails
     rows, problems = check(results_dir, baselines_dir, suite, floor=convert("floor", values.get("floor", "1.0"), float),
-                           rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float), skipped=skipped)
+                           rel_floor=convert("rel_floor", values.get("rel_floor", "0.05"), float), skipped=skipped,
+                           strict=strict, not_gated=not_gated)
     if study_file is not None:
         lines, flipped = check_verdicts(study_file, results_dir, baselines_dir)
         problems += flipped
@@ -246,6 +248,8 @@ def _cmd_check(args: list[str]) -> int:
             print(line)
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
+    for note in not_gated:
+        print(f"not gated: {note} (strict=true makes this a failure)")
     if (count := unfinished(results_dir, suite)) is not None:
         print(count)
     print(report(rows, problems))

@@ -315,10 +315,14 @@ def _copy(swept, tmp_path):
     return results, tmp_path / "baselines"
 
 
-def test_check_fails_loudly_without_a_baseline(swept, capsys, tmp_path):
+def test_check_fails_loudly_without_a_baseline_when_strict_and_reports_not_gated_otherwise(swept, capsys, tmp_path):
     results, baselines = _copy(swept, tmp_path)
-    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 1
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}", "strict=true"]) == 1
     assert "no baseline" in capsys.readouterr().out
+    # a user's exploratory runs: nothing to compare against is no failure, and says so
+    assert main(["check", f"results_dir={results}", f"baselines_dir={baselines}"]) == 0
+    out = capsys.readouterr().out
+    assert "not gated:" in out and "no baseline" in out and "strict=true" in out
 
 
 def test_check_passes_on_its_own_baseline_and_fails_on_a_regression(swept, capsys, tmp_path):
