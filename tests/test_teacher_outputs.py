@@ -130,6 +130,11 @@ def test_rows_are_filled_when_first_drawn_and_read_afterwards(tmp_path):
     assert torch.equal(out_first.topk.lse, out_second.topk.lse)
     second.batch(batches[1], run_teacher(teacher, calls))
     assert len(calls) == 2 and second.stats.rows_filled == len(batches[1]["example_index"])
+    second.batch(batches[2], run_teacher(teacher, calls))
+    second.close()
+    said = []
+    open_store(tmp_path, layout, log=said.append)  # full now: the log says so, not "the rest are computed"
+    assert said[-1].endswith(": all 10 examples filled, nothing to compute")
 
 
 @pytest.mark.parametrize("kind", ["topk", "logits"])

@@ -337,8 +337,10 @@ def open_entry(folder: Path, parts: dict, layout: Layout, log=print) -> tuple[Te
                 assert manifest is not None, problem
     store = TeacherOutputs(folder, manifest, layout, log)
     filled = int(np.count_nonzero(store.arrays["row_hash"]))
-    log(f"teacher outputs cached in {folder}: {filled} of {len(layout.lengths)} examples filled;"
-        " the rest are computed when first drawn")
+    total = len(layout.lengths)
+    state = (f"all {total} examples filled, nothing to compute" if filled == total else
+             f"{filled} of {total} examples filled; the other {total - filled} are computed when first drawn")
+    log(f"teacher outputs cached in {folder}: {state}")
     return store, {"rows_in_entry_at_start": filled}
 
 
