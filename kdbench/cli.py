@@ -36,9 +36,7 @@ commands:
   cache         `cache ls`: the cache's entries, sizes on disk, last use; `cache prune max_gb=N`: evict the least
                 recently used entries (never one in use) until the cache holds at most N GB
 
-suites: glue (GLUE dev through causal LMs, the default), glue_enc (GLUE with encoder classifiers), char (Tiny
-Shakespeare, character level), perplexity, bleu, cer, rouge, lmeval (causal LMs), *_ci gate suites and
-*_tiny smoke tests; `kdbench ls suites` lists them all
+{suites}
 
 run keys (defaults from suites/<suite>.toml, then the code):
   suite=glue            suite file under suites/          method=kd (kdbench ls methods)
@@ -56,6 +54,8 @@ run keys (defaults from suites/<suite>.toml, then the code):
   data.max_train_examples=N  data.max_eval_examples=N  data.padding_side=right|left  eval.batch_size=N
   eval.window=512 eval.stride=256 eval.max_tokens=N  (perplexity sliding window)
   device=auto|cpu|cuda  dry_run=true
+  save_student=true|false  keep the trained student (default true for run, false for sweep)  students_dir=PATH
+  log_with=[tensorboard|wandb|mlflow|trackio]  experiment trackers   push_to_hub=USER/REPO  upload the student
   method.<param>=VALUE  the method's parameters (kdbench ls methods), e.g. method.k=15 method.temperature=2
 
 sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
@@ -63,9 +63,21 @@ calibrate keys: lrs=[1e-4,3e-4] steps=N teacher_steps=N teacher_lrs=[...] points
 leaderboard keys: suite=glue results_dir=results allow_dirty=false
 study keys: file=studies/published_effects.toml results_dir=results out=STUDY.md run=false allow_dirty=false
   (run=true first runs each claim's sweep; data_dir= and cache_dir= reach it)
-check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05
+check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05 strict=false
   study=studies/ci.toml (also fail when a claim's verdict differs from baselines/study-ci.json)
 """
+
+def usage() -> str:
+    """USAGE with the suites that exist (the suite files under suites/ and KDBENCH_SUITES_DIR), never a
+    hand-written subset."""
+    import textwrap
+
+    from kdbench.config import suite_names
+
+    suites = textwrap.fill("suites: " + ", ".join(suite_names()) + " (`kdbench ls suites` describes each)",
+                           width=110, subsequent_indent="  ")
+    return USAGE.replace("{suites}", suites)
+
 
 COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check", "cache")
 
@@ -302,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         try:
-            print(USAGE)
+            print(usage())
         except BrokenPipeError:  # `kdbench --help | head`: the reader left, nothing is wrong
             pass
         return 0

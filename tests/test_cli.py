@@ -168,3 +168,18 @@ def test_a_local_model_folder_works_as_student(tmp_path, data_root, cache_dir):
     (record,) = [json.loads(p.read_text()) for p in (results / "glue_enc_tiny").glob("*.json")]
     assert record["student"]["source"] == str(student) and len(record["student"]["weights_sha256"]) == 64
     assert record["params"]["student"] < 1_000_000
+
+
+def test_help_lists_every_suite_file_and_the_keys_of_the_run(capsys, tmp_path, monkeypatch):
+    from kdbench.config import suite_names
+
+    (tmp_path / "my_suite.toml").write_text('kind = "glue"\n')
+    monkeypatch.setenv("KDBENCH_SUITES_DIR", str(tmp_path))  # a user's own suite folder counts too
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    names = suite_names()
+    assert "my_suite" in names and len(names) > 20
+    suites_line = out.split("suites: ", 1)[1].split(" (`kdbench ls suites`", 1)[0]
+    assert suites_line.split(", ") == names
+    for key in ("save_student=", "log_with=", "push_to_hub=", "strict="):
+        assert key in out
