@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         files, args = split_include(args)
         load(files)  # before any config is read: a plug-in's methods and suites are then built-ins
         if command in ("run", "sweep", "calibrate", "study"):  # SIGTERM/SIGINT: finish the step, checkpoint, mark the record
+            from kdbench.hub_probe import ensure_reachable_or_offline
+
+            ensure_reachable_or_offline(lambda line: print(line, file=sys.stderr))  # unreachable: offline, no retries
             with handle_stop_signals():
                 return handlers[command](args)
         return handlers[command](args)
