@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from kdbench.config import DEFAULT_RESULTS_DIR
 from kdbench.errors import KdbenchError
 from kdbench.registry import did_you_mean
 from kdbench.stop_signals import handle_stop_signals
@@ -47,7 +48,8 @@ run keys (defaults from suites/<suite>.toml, then the code):
   train.warmup_ratio  train.schedule=linear|constant|cosine  train.grad_clip  train.log_every
   teacher_train.max_steps (teacher fine-tuning budget; 0 = use as is)  teacher_train.lr  teacher_train.seed ...
   data_dir=PATH         data root (default $KDBENCH_DATA_DIR)
-  results_dir=results   cache_dir=PATH (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
+  results_dir=runs      your records, leaderboards, students (git ignores runs/; the published ones: results/)
+  cache_dir=PATH        fine-tuned teachers and caches (default $KDBENCH_CACHE_DIR or ~/.cache/kdbench)
   cache_max_gb=N        bound the cache: evict least recently used entries before and after the run (0 = none)
   include=[my_method.py]  plug-in files defining methods/suites/metrics (any command; also the entry-point
                         group kdbench.plugins of installed packages)
@@ -60,10 +62,10 @@ run keys (defaults from suites/<suite>.toml, then the code):
 
 sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
 calibrate keys: lrs=[1e-4,3e-4] steps=N teacher_steps=N teacher_lrs=[...] points=20 and any run key
-leaderboard keys: suite=glue results_dir=results allow_dirty=false
-study keys: file=studies/published_effects.toml results_dir=results out=STUDY.md run=false allow_dirty=false
+leaderboard keys: suite=glue results_dir=runs allow_dirty=false
+study keys: file=studies/published_effects.toml results_dir=runs out=<results_dir>/STUDY.md run=false allow_dirty=false
   (run=true first runs each claim's sweep; data_dir= and cache_dir= reach it)
-check keys: results_dir=results baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05 strict=false
+check keys: results_dir=runs baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05 strict=false
   study=studies/ci.toml (also fail when a claim's verdict differs from baselines/study-ci.json)
 """
 
@@ -192,7 +194,7 @@ def _keys(values: dict, allowed: tuple, command: str) -> None:
 
 
 def _results_dir(values: dict) -> Path:
-    results_dir = Path(values.get("results_dir", "results"))
+    results_dir = Path(values.get("results_dir", DEFAULT_RESULTS_DIR))
     if not results_dir.is_dir():
         raise KdbenchError(f"results_dir {results_dir} does not exist; run `kdbench run ...` first or pass results_dir=")
     return results_dir

@@ -22,6 +22,9 @@ from typing import Any
 from kdbench.errors import KdbenchError
 from kdbench.registry import METHODS, did_you_mean
 
+# Where a user's records, leaderboards and students go by default: `runs/`, which git ignores. The published
+# reference records and leaderboards live in the tracked `results/`, written only with results_dir=results.
+DEFAULT_RESULTS_DIR = "runs"
 DEVICES = ("auto", "cpu", "cuda")
 NAN_POLICIES = ("stop", "skip")
 STUDENT_INITS = ("pretrained", "teacher")
@@ -173,7 +176,7 @@ class RunConfig:
     student: str = ""  # model preset, local path or hub id; the suite sets the default
     seed: int = 0  # student seed: init, data order, dropout
     data_dir: str = ""  # data root; default $KDBENCH_DATA_DIR
-    results_dir: str = "results"
+    results_dir: str = DEFAULT_RESULTS_DIR  # a user's runs; the published reference records are in results/
     cache_dir: str = ""  # fine-tuned teachers; default $KDBENCH_CACHE_DIR or ~/.cache/kdbench
     cache_max_gb: float = 0.0  # bound on the cache's size on disk: evict least recently used entries; 0 = none
     device: str = "auto"  # auto | cpu | cuda

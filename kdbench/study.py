@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdbench.config import DEFAULT_RESULTS_DIR
 from kdbench.errors import KdbenchError
 
 ALPHA = 0.05
@@ -290,8 +291,8 @@ def study(overrides: dict[str, str], log=print) -> list[Outcome]:
     if unknown:
         raise KdbenchError(f"unknown key {unknown[0]!r} for study; it takes {', '.join(sorted(allowed))}")
     path = Path(overrides.get("file", "studies/published_effects.toml"))
-    results_dir = Path(overrides.get("results_dir", "results"))
-    out = Path(overrides.get("out", "STUDY.md"))
+    results_dir = Path(overrides.get("results_dir", DEFAULT_RESULTS_DIR))
+    out = Path(overrides.get("out", str(results_dir / "STUDY.md")))  # the tracked STUDY.md only when asked
     start = time.perf_counter()
     seeds, claims = load_study(path)  # validate before anything runs
     if convert("run", overrides.get("run", "false"), bool):

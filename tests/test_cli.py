@@ -183,3 +183,20 @@ def test_help_lists_every_suite_file_and_the_keys_of_the_run(capsys, tmp_path, m
     assert suites_line.split(", ") == names
     for key in ("save_student=", "log_with=", "push_to_hub=", "strict="):
         assert key in out
+
+
+def test_a_users_runs_go_where_git_does_not_look(tmp_path):
+    """The default results_dir is runs/, which git ignores in this checkout; the reference results/ is tracked."""
+    import subprocess
+
+    from kdbench.config import DEFAULT_RESULTS_DIR, resolve
+    from tests.conftest import REPO
+
+    assert resolve({"suite": "glue_tiny"}).results_dir == DEFAULT_RESULTS_DIR == "runs"
+    ignored = lambda path: subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0  # noqa: E731
+    if subprocess.run(["git", "rev-parse"], cwd=REPO, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    for path in ("runs/glue/kd-x.json", "runs/leaderboard_glue.md", "runs/glue/students/kd-x/sst2/model.safetensors",
+                 "runs/STUDY.md", "results/glue/students/kd-x/sst2/model.safetensors", "results/glue/trackers/x/e"):
+        assert ignored(path), path
+    assert not ignored("results/glue/kd-x.json") and not ignored("results/leaderboard_glue.md")
