@@ -13,7 +13,9 @@ column C on load, which is also how the browser test checks the script without c
 
 from __future__ import annotations
 
+import os
 from html import escape
+from pathlib import Path
 
 from kdbench.tables import TableSection
 
@@ -82,7 +84,16 @@ def _cell(text: str, value: float | None) -> str:
     return f"<td{attr}>{_e(text)}</td>"
 
 
-def _section(section: TableSection) -> str:
+def _links(links: list[tuple[str, str]], base) -> str:
+    """Links to saved students' model cards, relative to the page's folder so the folder can move whole."""
+    if not links:
+        return ""
+    anchors = ", ".join(f'<a href="{_e(Path(os.path.relpath(path, base)).as_posix())}">{_e(label)}</a>'
+                        for label, path in links)
+    return f' <span class="students">(students: {anchors})</span>'
+
+
+def _section(section: TableSection, base=".") -> str:
     parts = [f"<h2>{_e(section.title)}</h2>"]
     if section.caption:
         parts.append(f'<p class="caption">{_e(section.caption)}</p>')
@@ -91,8 +102,10 @@ def _section(section: TableSection) -> str:
     for i, row in enumerate(section.rows):
         values = section.sort_values[i] if i < len(section.sort_values) else []
         # A missing sort value just means "not sortable by number", never an error in a report.
-        cells = "".join(_cell(text, values[j] if j < len(values) else None) for j, text in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
+        cells = [_cell(text, values[j] if j < len(values) else None) for j, text in enumerate(row)]
+        if i < len(section.links) and section.links[i] and cells:
+            cells[0] = cells[0][: -len("</td>")] + _links(section.links[i], base) + "</td>"
+        body.append(f"<tr>{''.join(cells)}</tr>")
     parts.append(
         f'<table class="leaderboard">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
         + "\n".join(body)
@@ -103,9 +116,10 @@ def _section(section: TableSection) -> str:
     return "\n".join(parts)
 
 
-def render_html(title: str, sections: list[TableSection], footer: str = "") -> str:
-    """One complete HTML5 document: a heading, one sortable table per section, an optional footer."""
-    body = "\n".join(_section(s) for s in sections)
+def render_html(title: str, sections: list[TableSection], footer: str = "", base=".") -> str:
+    """One complete HTML5 document: a heading, one sortable table per section, an optional footer; links to
+    saved students' model cards are relative to `base`, the folder the page is written to."""
+    body = "\n".join(_section(s, base) for s in sections)
     foot = f"\n<footer><p>{_e(footer)}</p></footer>" if footer else ""
     return (
         "<!DOCTYPE html>\n"

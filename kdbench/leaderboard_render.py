@@ -150,8 +150,22 @@ def section(group: Group) -> TableSection:
                 if why and why != "no average":  # the caption already explains a missing average
                     reasons.setdefault(why, set()).add(f"{row.method} vs {ref}")
     notes += [f"no test ({reason}) for {', '.join(sorted(pairs))}" for reason, pairs in sorted(reasons.items())]
+    links = [[] for _ in [teacher_row] + trivial_rows] + [student_cards(row.runs) for row in group.rows]
     return TableSection(group.title, group.caption + " " + statistics_caption(group), columns,
-                        [[c[0] for c in r] for r in all_rows], [[c[1] for c in r] for r in all_rows], notes)
+                        [[c[0] for c in r] for r in all_rows], [[c[1] for c in r] for r in all_rows], notes, links)
+
+
+def student_cards(runs: list[dict]) -> list[tuple[str, str]]:
+    """(label, model card path) of each run's saved students that are still on disk: "seed 0", or
+    "seed 0 sst2" where a run saved one per task."""
+    out = []
+    for r in runs:
+        saved = r.get("students") or {}
+        for task, folder in sorted(saved.items()):
+            card = Path(folder) / "README.md"
+            if card.is_file():
+                out.append((f"seed {r['seed']}" + (f" {task}" if len(saved) > 1 else ""), str(card)))
+    return out
 
 
 def statistics_caption(group: Group) -> str:
@@ -253,6 +267,6 @@ def write_all(groups: list[Group], skipped: list[str], results_dir: Path, name: 
     left_out = "".join(f"- left out: {s}\n" for s in skipped)
     atomic_write_text(paths["md"], markdown(sections) + (f"\n{left_out}" if left_out else "") + f"\n{generated}\n")
     atomic_write_text(paths["csv"], to_csv(groups))
-    atomic_write_text(paths["html"], render_html(f"kdbench leaderboard: {name}", sections, footer))
+    atomic_write_text(paths["html"], render_html(f"kdbench leaderboard: {name}", sections, footer, base=results_dir))
     paths.update(write_plots(groups, results_dir, name))
     return paths

@@ -19,3 +19,5 @@ class TableSection:
     rows: list[list[str]]
     sort_values: list[list[float | None]]
     notes: list[str] = field(default_factory=list)
+    # per row: (label, path) of each saved student's model card, linked from the row's first cell in HTML
+    links: list[list[tuple[str, str]]] = field(default_factory=list)

@@ -136,3 +136,20 @@ def test_push_to_hub_uploads_the_saved_folder(tmp_path, cache_dir, data_root, mo
     assert calls[0] == ("create", "someone/student", True)
     assert calls[1][0] == "upload" and calls[1][3] == "" and {"README.md", "config.json", "model.safetensors"} <= set(
         calls[1][2])
+
+
+def test_the_html_leaderboard_links_each_row_to_its_students_model_cards(tmp_path, cache_dir, data_root):
+    import re
+
+    from tests.conftest import as_committed
+
+    args = _args(tmp_path, cache_dir, data_root, "glue_tiny", "none")
+    assert main(["run", *args]) == 0
+    results = as_committed(tmp_path / "results")
+    (path,) = (results / "glue_tiny").glob("none-*.json")
+    run_id = json.loads(path.read_text())["run_id"]
+    assert main(["leaderboard", f"results_dir={results}", "suite=glue_tiny"]) == 0
+    page = (results / "leaderboard_glue_tiny.html").read_text()
+    hrefs = re.findall(r'<a href="([^"]+)">seed 1</a>', page)  # glue_tiny's seed is 1
+    assert hrefs == [f"glue_tiny/students/{run_id}/sst2/README.md"]  # relative to the page: the folder moves whole
+    assert (results / hrefs[0]).is_file()
