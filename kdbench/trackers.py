@@ -13,6 +13,7 @@ tracker is a view of it, so `log_with` never changes a run's configuration hash.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kdbench.errors import KdbenchError
@@ -59,9 +60,25 @@ def hyperparameters(config: dict, prefix: str = "") -> dict:
 
 
 def start(accelerator, cfg, run_id: str, config: dict) -> None:
-    """Open the run in each tracker of `cfg.log_with` (main process; accelerate skips the others)."""
-    if cfg.log_with:
-        accelerator.init_trackers(run_id, config=hyperparameters(config))
+    """Open the run in each tracker of `cfg.log_with` (main process; accelerate skips the others): one
+    project per suite (`kdbench-<suite>`: a W&B project, an MLflow experiment), one run per record, named by
+    its run id. TensorBoard writes to <results_dir>/<suite>/trackers/<run id>/; W&B keeps its files there
+    too; MLflow logs to MLFLOW_TRACKING_URI, by default a file store in <results_dir>/<suite>/trackers/mlruns."""
+    if not cfg.log_with:
+        return
+    folder = trackers_folder(cfg)
+    if "mlflow" in cfg.log_with and not os.environ.get("MLFLOW_TRACKING_URI"):
+        import mlflow
+
+        # no server given: MLflow's local file store beside the records (MLflow 3 keeps it behind an opt-in;
+        # a database store needs sqlalchemy, which mlflow-skinny does not bring)
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        mlflow.set_tracking_uri((folder / "mlruns").resolve().as_uri())
+    folder.mkdir(parents=True, exist_ok=True)
+    accelerator.project_configuration.logging_dir = str(folder / run_id)  # TensorBoard: one folder per run
+    accelerator.init_trackers(f"kdbench-{cfg.suite}", config=hyperparameters(config),
+                              init_kwargs={"wandb": {"name": run_id, "dir": str(folder)},
+                                           "mlflow": {"run_name": run_id}})
 
 
 def log(accelerator, values: dict, step: int) -> None:
