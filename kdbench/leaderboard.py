@@ -108,6 +108,7 @@ class Group:
     duplicates: int = 0  # repeated runs of one configuration and seed, set aside (the newest counts)
     mde: dict[str, float] = field(default_factory=dict)  # task|"avg" -> minimum detectable difference (points)
     dirty: int = 0  # records from a tree with uncommitted changes (only with allow_dirty=true)
+    description: str = ""  # the suite file's description, at the records' version (kdbench.leaderboard.suite_text)
 
     @property
     def commits(self) -> int:
@@ -128,7 +129,8 @@ class Group:
         if self.duplicates:
             code += (f"; {self.duplicates} repeated run{'s' if self.duplicates != 1 else ''} of one configuration and"
                      " seed set aside (the newest counts)")
-        return f"Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}{extra}.{code}."
+        what = f"{self.description.rstrip('.')}. " if self.description else ""
+        return f"{what}Student budget {self.key[4]}; teacher fine-tuning {self.key[5]}; {self.key[6]}{extra}.{code}."
 
 
 def _task_score(metrics: dict[str, float]) -> float:
@@ -278,7 +280,22 @@ def build_group(key: tuple, records: list[dict]) -> Group:
             notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)
+    group.description, reference = suite_text(key[0], key[1])
+    if reference:
+        notes.append(f"published reference, not kdbench's rows: {reference}")
     return group
+
+
+def suite_text(suite: str, version: str) -> tuple[str, str]:
+    """(description, reference) of the suite file, when it is still at the records' version: what a
+    caption says a table is (a CPU subset of a protocol, say), and the published numbers beside it."""
+    from kdbench.config import SuiteInfo
+
+    try:
+        info = SuiteInfo.load(suite)
+    except Exception:  # noqa: BLE001 (a plug-in's suite no longer installed: the table goes without it)
+        return "", ""
+    return (info.description, info.reference) if str(info.version) == str(version) else ("", "")
 
 
 def is_dirty(record: dict) -> bool:
