@@ -35,3 +35,14 @@ def test_prompts_keep_their_first_256_tokens_and_sinst_keeps_all_references(data
     assert sum(len(refs) for _, refs in data.evals["test"].examples) == 2562
     suite.hold_out(data, 10)
     assert len(data.val.examples) == 10 and data.val.source.endswith("dev.jsonl (first 10)")
+
+
+def test_the_leaderboard_caption_says_cpu_subset_and_notes_the_published_reference():
+    from kdbench.config import SuiteInfo
+    from kdbench.leaderboard import suite_text
+
+    version = SuiteInfo.load("minillm").version
+    description, reference = suite_text("minillm", version)
+    assert "CPU subset" in description and "MiniLLM Table 1" in reference
+    assert suite_text("minillm", "not-" + version) == ("", "")  # records of another version: nothing claimed
+    assert suite_text("no_such_suite", "1") == ("", "")
