@@ -210,10 +210,10 @@ def _cmd_leaderboard(args: list[str]) -> int:
 
     values = parse_overrides(args)
     _keys(values, ("suite", "results_dir", "allow_dirty"), "leaderboard")
-    results_dir = _results_dir(values)
     suite = values.get("suite")
-    if suite is not None:
+    if suite is not None:  # a name that would escape results_dir is refused first, whatever the folder holds
         check_name("suite", suite)
+    results_dir = _results_dir(values)
     groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool))
     if not groups:
         raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
@@ -236,11 +236,11 @@ def _cmd_check(args: list[str]) -> int:
 
     values = parse_overrides(args)
     _keys(values, ("results_dir", "baselines_dir", "suite", "record", "floor", "rel_floor", "study", "strict"), "check")
-    results_dir = _results_dir(values)
-    baselines_dir = Path(values.get("baselines_dir", "baselines"))
     suite = values.get("suite")
     if suite is not None:
         check_name("suite", suite)
+    results_dir = _results_dir(values)
+    baselines_dir = Path(values.get("baselines_dir", "baselines"))
     study_file = Path(values["study"]) if "study" in values else None
     if study_file is not None:
         load_study(study_file)  # a bad study file is a usage error, before anything is compared
