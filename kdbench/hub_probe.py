@@ -16,12 +16,10 @@ import socket
 import sys
 from urllib.parse import urlparse
 
+from kdbench.data.hub import hub_offline  # HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set: the user said offline
+
 TIMEOUT_S = 3.0
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
-def declared_offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in OFFLINE_VARS[:2])
 
 
 def hub_address() -> tuple[str, int]:
@@ -52,7 +50,7 @@ def go_offline() -> None:
 
 def ensure_reachable_or_offline(log=print) -> None:
     """Probe the hub once unless the user declared offline mode; unreachable: one line, then offline."""
-    if declared_offline():
+    if hub_offline():
         return
     reason = unreachable_reason()
     if reason is not None:

@@ -414,7 +414,8 @@ class GenerationSuite(Suite):
         teacher_features, teacher_skipped = self._training_features(teacher_tokenizer, data, max_length)
         skipped = set(teacher_skipped)
         teacher_of = dict(zip((i for i in range(n) if i not in skipped), teacher_features))
-        paired = [(i, teacher_of.get(i)) for i in range(n) if i not in set(student_skipped)]
+        student_skipped = set(student_skipped)
+        paired = [(i, teacher_of.get(i)) for i in range(n) if i not in student_skipped]
         if not byte_groups:
             return [teacher for _, teacher in paired]
         return [teacher and {**teacher, **aligned_groups(student_tokenizer, teacher_tokenizer,
