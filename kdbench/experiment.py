@@ -96,6 +96,17 @@ def validate(cfg: RunConfig) -> list[str]:
     return tasks
 
 
+def _student_tokenizer(cfg: RunConfig, method: Method):
+    """The student's own tokenizer where it may read the data differently from the teacher: a cross-tokenizer
+    method, or a method that reads nothing of the teacher (`none`) beside a teacher of another vocabulary (the
+    baseline of a cross-tokenizer comparison). None: the student reads the teacher's tokenisation."""
+    cache = cfg.cache_dir or None
+    if method.cross_tokenizer or (not method.reads_teacher(cfg.method_params)
+                                  and load_config(cfg.teacher, cache).vocab_size != load_config(cfg.student, cache).vocab_size):
+        return load_tokenizer(cfg.student, cache)
+    return None
+
+
 def preflight(cfg: RunConfig, method: Method, task) -> dict:
     """Refuse an incompatible teacher/student pair from their configs, before any weights load.
 
@@ -103,11 +114,11 @@ def preflight(cfg: RunConfig, method: Method, task) -> dict:
     the method's own check says of this task (e.g. rlkd's effective k), for the record.
     """
     t_cfg, s_cfg = load_config(cfg.teacher, cfg.cache_dir or None), load_config(cfg.student, cfg.cache_dir or None)
-    if t_cfg.vocab_size != s_cfg.vocab_size and not method.cross_tokenizer:
+    if t_cfg.vocab_size != s_cfg.vocab_size and method.reads_teacher(cfg.method_params) and not method.cross_tokenizer:
         raise KdbenchError(
             f"teacher {cfg.teacher!r} has a vocabulary of {t_cfg.vocab_size} tokens, student {cfg.student!r} has"
             f" {s_cfg.vocab_size}; method {cfg.method!r} feeds one tokenised batch to both, so they must share the"
-            " tokenizer; method=uld distils across tokenizers"
+            " tokenizer; method=uld distils across tokenizers (and method=none, which reads no teacher, takes any)"
         )
     for role, name, conf in (("teacher", cfg.teacher, t_cfg), ("student", cfg.student, s_cfg)):
         labels = head_labels(conf)
@@ -426,7 +437,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     method = METHODS.get(cfg.method)
     state = _Run(cfg, suite, method, accelerator, tokenizer, data_root,
                  {} if teachers is None else teachers, log, record, path, contextlib.ExitStack(),
-                 student_tokenizer=load_tokenizer(cfg.student, cfg.cache_dir or None) if method.cross_tokenizer else None)
+                 student_tokenizer=_student_tokenizer(cfg, method))
     try:
         if main and cfg.push_to_hub:  # offline or without a token: stop now, not after the training
             check_hub(cfg.push_to_hub, cfg.save_student)

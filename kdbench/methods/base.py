@@ -73,6 +73,11 @@ class Method:
     def make_params(self, values: dict[str, Any]):
         return self.params(**values)
 
+    def reads_teacher(self, params) -> bool:
+        """Whether training reads anything of the teacher: its outputs, or responses drawn with it. A method that
+        reads nothing (`none`) trains the same student whatever the teacher, so any teacher may stand beside it."""
+        return bool(self.needs(params)) or self.data_policy is not None
+
 
 def register_method(name: str, *, params: type, needs, build_state=None, summary: str = "", accepts_topk=None,
                     teacher_layers=None, check_outputs=None, data_policy=None, cross_tokenizer=False):

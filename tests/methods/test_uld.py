@@ -55,6 +55,20 @@ def test_uld_distils_from_a_teacher_with_another_vocabulary_through_run(tmp_path
         assert parts["uld"] > 0 and parts["ce"] > 0  # two vocabularies' sorted distributions differ
 
 
+def test_none_beside_a_teacher_with_another_vocabulary_reads_its_own_tokenizer(tmp_path, cache_dir, data_root,
+                                                                              other_tokenizer_teacher):
+    """The baseline of a cross-tokenizer comparison: none reads nothing of the teacher, so the pair is accepted,
+    the student trains on its own tokenisation and the teacher (its own tokenizer) is scored beside it."""
+    folder, _ = other_tokenizer_teacher
+    assert main(_args(tmp_path, cache_dir, data_root, folder, method="none")) == 0
+    (path,) = (tmp_path / "results" / "bleu_tiny").glob("none-*.json")
+    record = json.loads(path.read_text())
+    data = record["data"]["multi30k"]
+    assert record["status"] == "complete" and record["metrics"]["multi30k"]
+    assert data["student_tokenizer"] != data["tokenizer"] and data["tokenizer"] == str(folder)
+    assert record["teacher_metrics"]["multi30k"] and record["diagnostics"]["multi30k"] == {}
+
+
 def test_other_methods_keep_the_one_tokenizer_refusal_and_uld_needs_a_generation_suite(
         tmp_path, cache_dir, data_root, other_tokenizer_teacher, capsys):
     folder, _ = other_tokenizer_teacher
