@@ -280,22 +280,30 @@ def build_group(key: tuple, records: list[dict]) -> Group:
             notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)
-    group.description, reference = suite_text(key[0], key[1])
+    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=key[3])
     if reference:
         notes.append(f"published reference, not kdbench's rows: {reference}")
     return group
 
 
-def suite_text(suite: str, version: str) -> tuple[str, str]:
+def suite_text(suite: str, version: str, teacher: str = "", student: str = "") -> tuple[str, str]:
     """(description, reference) of the suite file, when it is still at the records' version: what a
-    caption says a table is (a CPU subset of a protocol, say), and the published numbers beside it."""
-    from kdbench.config import SuiteInfo
+    caption says a table is (a CPU subset of a protocol, say), and the published numbers beside it. A table
+    of another teacher or student than the suite's own says so, since the description names the suite's pair."""
+    from kdbench.config import SuiteInfo, load_suite_file
 
     try:
-        info = SuiteInfo.load(suite)
+        info, suite_file = SuiteInfo.load(suite), load_suite_file(suite)
     except Exception:  # noqa: BLE001 (a plug-in's suite no longer installed: the table goes without it)
         return "", ""
-    return (info.description, info.reference) if str(info.version) == str(version) else ("", "")
+    if str(info.version) != str(version):
+        return "", ""
+    description = info.description
+    default_pair = (suite_file.get("teacher", ""), suite_file.get("student", ""))
+    if description and (teacher, student.split(" (")[0]) != default_pair and teacher and student:
+        description = (f"{description.rstrip('.')} (the suite's default pair; this table's models: {teacher} ->"
+                       f" {student})")
+    return description, info.reference
 
 
 def is_dirty(record: dict) -> bool:

@@ -46,3 +46,16 @@ def test_the_leaderboard_caption_says_cpu_subset_and_notes_the_published_referen
     assert "CPU subset" in description and "MiniLLM Table 1" in reference
     assert suite_text("minillm", "not-" + version) == ("", "")  # records of another version: nothing claimed
     assert suite_text("no_such_suite", "1") == ("", "")
+
+
+def test_a_table_of_another_pair_than_the_suites_says_so_beside_the_description():
+    from kdbench.config import SuiteInfo
+    from kdbench.leaderboard import suite_text
+
+    version = SuiteInfo.load("bleu").version
+    own, _ = suite_text("bleu", version, teacher="smollm2-135m", student="smollm2-6l")
+    assert own == SuiteInfo.load("bleu").description  # the suite's own pair: the description as written
+    other, _ = suite_text("bleu", version, teacher="gemma3-270m", student="smollm2-135m")
+    assert other.startswith(own) and "this table's models: gemma3-270m -> smollm2-135m" in other
+    initialised, _ = suite_text("bleu", version, teacher="smollm2-135m", student="smollm2-6l (from the fine-tuned teacher)")
+    assert initialised == own
