@@ -41,6 +41,8 @@ def test_the_shipped_study_file_is_valid():
                                                             "kd-glue-llm", "fakd-glue", "fakd-glue-encoder"}
     _, on_policy = load_study(__import__("pathlib").Path("studies/onpolicy.toml"))
     assert {c.id for c in on_policy} == {"gkd-onpolicy-char", "distillm-char", "minillm-char"}
+    _, cross = load_study(__import__("pathlib").Path("studies/cross_tokenizer.toml"))
+    assert [(c.id, c.method, c.reference, c.direction) for c in cross] == [("uld-bleu", "uld", "none", "higher")]
 
 
 @pytest.mark.parametrize("old, new, message", [
