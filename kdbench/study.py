@@ -5,9 +5,10 @@
 A study file (TOML) lists claims; each names the paper's statement and numbers (context: kdbench's
 students differ, so only the direction is tested), the kdbench cell that tests it (suite, task or "avg",
 metric or "score"), the method, its reference, and the claimed direction of method − reference:
-"higher", "lower", or "equal" within `margin` (relative to the reference's mean). With `run=true` the
-study first runs each claim's sweep (method and reference, the file's `seeds`; complete cells are
-skipped, so it resumes). It then reads the records (kdbench.leaderboard: each student once, dirty trees
+"higher", "lower", or "equal" within `margin` (relative to the reference's mean). The method or reference
+may name one variant row of the leaderboard, `uld[align=bytes]`, where a method's records differ in a key.
+With `run=true` the study first runs each claim's sweep (method and reference, the file's `seeds`;
+complete cells are skipped, so it resumes; plain methods only). It then reads the records (kdbench.leaderboard: each student once, dirty trees
 left out) and compares method with reference by the leaderboard's two-level bootstrap (kdbench.stats):
 Δ with its 95% interval, p, the minimum detectable difference; one Holm family over the study's tests.
 
@@ -121,9 +122,10 @@ def load_study(path: Path) -> tuple[list[int], list[Claim]]:
         if entry["suite"] not in suite_names():
             raise KdbenchError(f"{where}: unknown suite {entry['suite']!r}; {did_you_mean(entry['suite'], suite_names())}")
         for role in ("method", "reference"):
-            if entry[role] not in METHODS.names():
-                raise KdbenchError(f"{where}: unknown {role} {entry[role]!r};"
-                                   f" {did_you_mean(entry[role], METHODS.names())}")
+            name = method_name(entry[role])
+            if name not in METHODS.names():
+                raise KdbenchError(f"{where}: unknown {role} {name!r};"
+                                   f" {did_you_mean(name, METHODS.names())}")
         if entry["metric"] not in metrics:
             raise KdbenchError(f"{where}: unknown metric {entry['metric']!r}; {did_you_mean(entry['metric'], sorted(metrics))}")
         if entry["direction"] not in DIRECTIONS:
@@ -135,6 +137,12 @@ def load_study(path: Path) -> tuple[list[int], list[Claim]]:
         claims.append(Claim(**{k: entry[k] for k in REQUIRED}, line=line, published=entry.get("published", {}),
                             margin=float(margin) if margin is not None else None))
     return seeds, claims
+
+
+def method_name(label: str) -> str:
+    """The registered method of a claim's method or reference: a plain name (`uld`) or a leaderboard row label
+    of one variant of it (`uld[align=bytes]`, the keys its records differ in; kdbench.students.rows_by_variant)."""
+    return label.split("[", 1)[0]
 
 
 def _verdict(claim: Claim, c, reference_mean: float) -> tuple[str, str]:
@@ -298,6 +306,11 @@ def study(overrides: dict[str, str], log=print) -> list[Outcome]:
     if convert("run", overrides.get("run", "false"), bool):
         from kdbench.sweep import sweep
 
+        variant = next((c for c in claims for m in (c.method, c.reference) if m != method_name(m)), None)
+        if variant is not None:  # a row label names keys of records, not a sweep's arguments
+            raise KdbenchError(f"{path}:{variant.line}: claim {variant.id!r} names a variant row"
+                               f" ({variant.method} vs {variant.reference}); run=true sweeps plain methods only: run"
+                               " its sweeps with the variant's keys (e.g. method.align=bytes), then the study without run")
         passthrough = {k: overrides[k] for k in ("data_dir", "cache_dir") if k in overrides}
         for suite in sorted({c.suite for c in claims}):
             methods = sorted({m for c in claims if c.suite == suite for m in (c.method, c.reference)})

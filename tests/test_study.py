@@ -42,11 +42,13 @@ def test_the_shipped_study_file_is_valid():
     _, on_policy = load_study(__import__("pathlib").Path("studies/onpolicy.toml"))
     assert {c.id for c in on_policy} == {"gkd-onpolicy-char", "distillm-char", "minillm-char"}
     _, cross = load_study(__import__("pathlib").Path("studies/cross_tokenizer.toml"))
-    assert [(c.id, c.method, c.reference, c.direction) for c in cross] == [("uld-bleu", "uld", "none", "higher")]
+    assert [(c.id, c.method, c.reference) for c in cross] == [("uld-index-bleu", "uld[align=index]", "none"),
+                                                           ("uld-bytes-bleu", "uld[align=bytes]", "none")]
 
 
 @pytest.mark.parametrize("old, new, message", [
     ('method = "kd"', 'method = "kdd"', "unknown method 'kdd'"),
+    ('method = "kd"', 'method = "kdd[alpha=0.25]"', "unknown method 'kdd'"),
     ('suite = "glue_enc_tiny"\ntask = "sst2"\nmetric = "accuracy"', 'suite = "glu"\ntask = "sst2"\nmetric = "accuracy"',
      "unknown suite 'glu'"),
     ('metric = "accuracy"', 'metric = "acuracy"', "unknown metric 'acuracy'"),

@@ -388,3 +388,31 @@ def test_records_of_an_older_schema_do_not_count_as_done(swept, tmp_path):
         record["schema_version"] = 1  # before per-example outputs existed
         path.write_text(json.dumps(record))
     assert len(done_configs(results, "glue_enc_tiny")) == 4
+
+
+def test_a_claim_may_name_a_variant_row_and_run_refuses_it(swept, capsys, tmp_path):
+    """Records of one method that differ in a key are rows `kd[alpha=...]`; a claim names such a row."""
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    _third_seed(results, lambda method, seed, refs: [1 - y if i < {"kd": 0, "none": 30, "rlkd": 30}[method] else y
+                                                    for i, y in enumerate(refs)])
+    folder = results / "glue_enc_tiny"
+    for path in sorted(folder.glob("kd-*.json")):  # the same students, recorded as a second variant of kd (alpha 0.25)
+        record = json.loads(path.read_text())
+        params = dict(record["config"]["method_params"], alpha=0.25)
+        copy = dict(record, run_id=record["run_id"] + "-a25", method_params=params,
+                    config=dict(record["config"], method_params=params))
+        (folder / f"{path.stem}-a25.json").write_text(json.dumps(copy))
+    study_file, out = tmp_path / "study.toml", tmp_path / "STUDY.md"
+    study_file.write_text(STUDY.replace('method = "kd"', 'method = "kd[alpha=0.25]"', 1))
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={out}"]) == 0
+    line = out.read_text().split("| kd-beats-none")[1].split("\n")[0]
+    assert "kd[alpha=0.25] vs none (higher) | 3 / 3 |" in line and "**supported**" in line
+    study_file.write_text(STUDY)  # plain kd no longer names a row: its records are two variants
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={out}"]) == 0
+    assert out.read_text().split("| kd-beats-none")[1].split("\n")[0].endswith("| not measured |")
+    capsys.readouterr()
+    study_file.write_text(STUDY.replace('method = "kd"', 'method = "kd[alpha=0.25]"', 1))
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={tmp_path / 'x.md'}", "run=true"]) == 2
+    err = capsys.readouterr().err
+    assert "names a variant row" in err and "method.align=bytes" in err and not (tmp_path / "x.md").exists()
