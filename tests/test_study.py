@@ -43,7 +43,8 @@ def test_the_shipped_study_file_is_valid():
     assert {c.id for c in on_policy} == {"gkd-onpolicy-char", "distillm-char", "minillm-char"}
     _, cross = load_study(__import__("pathlib").Path("studies/cross_tokenizer.toml"))
     assert [(c.id, c.method, c.reference) for c in cross] == [("uld-index-bleu", "uld[align=index]", "none"),
-                                                           ("uld-bytes-bleu", "uld[align=bytes]", "none")]
+                                                           ("uld-bytes-bleu", "uld[align=bytes]", "none"),
+                                                           ("bytes-over-index-bleu", "uld[align=bytes]", "uld[align=index]")]
 
 
 @pytest.mark.parametrize("old, new, message", [
