@@ -8,8 +8,8 @@ metric or "score"), the method, its reference, and the claimed direction of meth
 "higher", "lower", or "equal" within `margin` (relative to the reference's mean). The method or reference
 may name one variant row of the leaderboard, `uld[align=bytes]`, where a method's records differ in a key.
 With `run=true` the study first runs each claim's sweep (method and reference, the file's `seeds`;
-complete cells are skipped, so it resumes; plain methods only). It then reads the records (kdbench.leaderboard: each student once, dirty trees
-left out) and compares method with reference by the leaderboard's two-level bootstrap (kdbench.stats):
+complete cells are skipped, so it resumes; plain methods only). It then reads the records
+(kdbench.leaderboard: each student once, dirty trees left out) and compares method with reference by the leaderboard's two-level bootstrap (kdbench.stats):
 Δ with its 95% interval, p, the minimum detectable difference; one Holm family over the study's tests.
 
 Verdicts, computed, never written by hand (α = 0.05, Holm-adjusted p):
