@@ -280,7 +280,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
             notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)
-    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=key[3])
+    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"])
     if reference:
         notes.append(f"published reference, not kdbench's rows: {reference}")
     return group
@@ -300,7 +300,7 @@ def suite_text(suite: str, version: str, teacher: str = "", student: str = "") -
         return "", ""
     description = info.description
     default_pair = (suite_file.get("teacher", ""), suite_file.get("student", ""))
-    if description and (teacher, student.split(" (")[0]) != default_pair and teacher and student:
+    if description and (teacher, student) != default_pair and teacher and student:
         description = (f"{description.rstrip('.')} (the suite's default pair; this table's models: {teacher} ->"
                        f" {student})")
     return description, info.reference
