@@ -57,3 +57,13 @@ def test_a_table_of_another_pair_than_the_suites_says_so_beside_the_description(
     assert own == SuiteInfo.load("bleu").description  # the suite's own pair: the description as written
     other, _ = suite_text("bleu", version, teacher="gemma3-270m", student="smollm2-135m")
     assert other.startswith(own) and "this table's models: gemma3-270m -> smollm2-135m" in other
+
+
+def test_the_four_sets_share_one_fine_tuned_teacher(tmp_path, data_root, cache_dir, capsys):
+    """They all train on Dolly: the teacher is fine-tuned once, then reused for the other three sets."""
+    args = ["run", "suite=minillm_tiny", "method=kd", "teacher_train.max_steps=2", "teacher_train.batch_size=4",
+            f"data_dir={data_root}", f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("fine-tuning teacher") == 1 and out.count("teacher reused from memory") == 3
+    assert [p.name.split("-")[0] for p in (tmp_path / "cache" / "teachers").glob("[!.]*")] == ["dolly"]

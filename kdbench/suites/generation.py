@@ -55,6 +55,9 @@ class GenData:
     num_labels: int = 0
     regression: bool = False
     notes: list = field(default_factory=list)
+    # The task whose training data this is, where the suite's tasks all train on one set (the MiniLLM sets on
+    # Dolly): their teacher is fine-tuned once, under that name. "": this task's own.
+    train_name: str = ""
 
 
 def _lines(path: Path) -> list[str]:

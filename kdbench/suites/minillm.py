@@ -59,7 +59,8 @@ class MiniLLMSuite(GenerationSuite):
         test = Split(read_prompt_set(test_path), str(test_path), file_sha256(test_path))
         notes = ["Unnatural Instructions (the protocol's fifth set) is not obtainable offline and is left out"]
         return GenData(name, _first(self._train_rows[data_root], max_train), {"test": _first(test, max_eval)},
-                       notes=notes + ([self.scorer.note()] if self.scorer and self.scorer.note else []))
+                       notes=notes + ([self.scorer.note()] if self.scorer and self.scorer.note else []),
+                       train_name="dolly")
 
     def hold_out(self, data: GenData, n: int) -> None:
         """The validation rows are Dolly dev's first n (its first reference as the response), not training rows."""

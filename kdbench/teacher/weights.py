@@ -50,12 +50,18 @@ def teacher_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def training_task(data) -> str:
+    """The name the fine-tuned teacher is cached under: the task whose training data it learnt from, which tasks
+    sharing one training set (the MiniLLM sets, all on Dolly) share, so it is fine-tuned once for all of them."""
+    return getattr(data, "train_name", "") or data.name
+
+
 def weights_key_parts(cfg, identity: dict, data) -> dict:
     """What shapes the fine-tuned teacher's weights; `data` is the suite's task data."""
     return {
         "recipe": RECIPE_VERSION,
         "teacher": identity,
-        "task": data.name,
+        "task": training_task(data),
         "num_labels": data.num_labels,
         "train_data": data.train.sha256,
         "max_train_examples": cfg.data.max_train_examples,
@@ -219,7 +225,7 @@ def _teacher_weights(cfg, suite, data, tokenizer, accelerator, log, identity, ca
             "train_seconds": 0.0, "steps": 0, "loss_curve": [], "curve": None,
             "weights_sha256": identity.get("weights_sha256")}
     parts = weights_key_parts(cfg, identity, data)
-    path = cached_teacher_dir(cache_dir, data.name, parts)
+    path = cached_teacher_dir(cache_dir, training_task(data), parts)
     hold(path)
     # Concurrent runs fine-tune the teacher once. The processes of one distributed run fine-tune it together
     # (a lock would leave the others out of the collective step), and only the main process saves it.
