@@ -249,6 +249,8 @@ def build_group(key: tuple, records: list[dict]) -> Group:
         notes.append(f"the records were distilled from {teachers} different teachers on one task "
                      f"(teacher_cache.weights_sha256): compare methods within one")
     teacher_params = next((r["params"].get("teacher") for r in records if r["params"].get("teacher")), None)
+    # a statement the suite file gained after these records ran still covers them while its version holds
+    stated_bound = current_suite_info(key[0], key[1]).budget_bound
     rows = []
     for method in sorted(by_method, key=lambda m: (m != "none", m != "kd", m)):
         runs = by_method[method]
@@ -259,7 +261,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
         _cost(row, teacher_params)
         row.diagnostics = _diagnostics(runs)
         row.improving = _improving(runs, tasks)
-        row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), None)
+        row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), stated_bound)
         rows.append(row)
     trivial = _trivial(records, notes)
     for row in rows:
@@ -286,19 +288,30 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     return group
 
 
+def current_suite_info(suite: str, version: str):
+    """The suite file's SuiteInfo when the file is still at the records' version, else an empty one: what
+    the suite says now (description, published reference, budget-bound statement) holds for records of that
+    version only."""
+    from kdbench.config import SuiteInfo
+
+    try:
+        info = SuiteInfo.load(suite)
+    except Exception:  # noqa: BLE001 (a plug-in's suite no longer installed: the table goes without it)
+        return SuiteInfo(suite, suite)
+    return info if str(info.version) == str(version) else SuiteInfo(suite, suite)
+
+
 def suite_text(suite: str, version: str, teacher: str = "", student: str = "") -> tuple[str, str]:
     """(description, reference) of the suite file, when it is still at the records' version: what a
     caption says a table is (a CPU subset of a protocol, say), and the published numbers beside it. A table
     of another teacher or student than the suite's own says so, since the description names the suite's pair."""
-    from kdbench.config import SuiteInfo, load_suite_file
+    from kdbench.config import load_suite_file
 
-    try:
-        info, suite_file = SuiteInfo.load(suite), load_suite_file(suite)
-    except Exception:  # noqa: BLE001 (a plug-in's suite no longer installed: the table goes without it)
-        return "", ""
-    if str(info.version) != str(version):
+    info = current_suite_info(suite, version)
+    if not info.description and not info.reference:
         return "", ""
     description = info.description
+    suite_file = load_suite_file(suite)
     default_pair = (suite_file.get("teacher", ""), suite_file.get("student", ""))
     if description and (teacher, student) != default_pair and teacher and student:
         description = (f"{description.rstrip('.')} (the suite's default pair; this table's models: {teacher} ->"

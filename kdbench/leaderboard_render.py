@@ -71,13 +71,18 @@ IMPROVING = "↗"
 
 
 def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[str, float | None]:
-    """A task cell with its warnings: ▽ not clearly above the trivial baseline, ↗ k/n still improving."""
+    """A task cell with its warnings: ▽ not clearly above the trivial baseline, ↗ k/n still improving, and
+    "budget-bound" on every cell of a suite that states its students cannot plateau at this budget, whether
+    or not a run passes the rule (a learning rate decayed to 0 flattens any curve: README "Budget-bound
+    suites")."""
     text, value = cell
     if task in row.below_trivial:
         text += f" {BELOW_TRIVIAL}"
     k, n = row.improving.get(task, (0, 0))
     if k:
-        text += f" {IMPROVING} {k}/{n}" + (" budget-bound" if row.budget_bound else "")
+        text += f" {IMPROVING} {k}/{n}"
+    if row.budget_bound:
+        text += " budget-bound"
     return text, value
 
 
@@ -140,7 +145,7 @@ def section(group: Group) -> TableSection:
     if any(k for row in group.rows for k, _ in row.improving.values()):
         notes.append(f"{IMPROVING} k/n: k of the n runs were still improving at their last step ({RULE})")
     bound = next((row.budget_bound for row in group.rows if row.budget_bound), None)
-    if bound and any(k for row in group.rows for k, _ in row.improving.values()):
+    if bound:
         notes.append(f"budget-bound: {bound}")
     reasons: dict[str, set[str]] = {}
     for row in group.rows:

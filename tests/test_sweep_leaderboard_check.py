@@ -96,6 +96,35 @@ def test_leaderboard_marks_still_improving_runs_and_students_at_the_trivial_base
     assert "budget-bound: plateau needs ~5,000 steps (extrapolated)" in out
 
 
+def test_a_budget_bound_suite_marks_every_cell_even_runs_that_pass_the_rule(swept, capsys, tmp_path, monkeypatch):
+    """A suite's budget-bound statement covers its converged-looking runs too (a learning rate decayed to 0
+    flattens any curve), and a statement the suite file gained after the records ran covers them while the
+    suite's version holds; records of another version are left unmarked."""
+    from kdbench.config import SuiteInfo
+
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    for path in (results / "glue_enc_tiny").glob("*.json"):  # every curve flat: each run passes the rule
+        record = json.loads(path.read_text())
+        for point in record["curves"]["sst2"]["points"]:
+            point[1], point[2] = 1.0, {"accuracy": 50.0}
+        path.write_text(json.dumps(record))
+    own = SuiteInfo.load("glue_enc_tiny")
+    statement = "still falling at 10x the budget (calibration)"
+    monkeypatch.setattr(SuiteInfo, "load", classmethod(lambda cls, name: SuiteInfo.of(name, {
+        "kind": own.kind, "version": own.version, "budget_bound": statement})))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.split(" ")[0] in ("none", "kd", "rlkd")]
+    assert len(lines) == 3 and all("budget-bound" in line and "↗" not in line for line in lines)
+    assert f"budget-bound: {statement}" in out
+
+    monkeypatch.setattr(SuiteInfo, "load", classmethod(lambda cls, name: SuiteInfo.of(name, {
+        "kind": own.kind, "version": f"{own.version}-next", "budget_bound": statement})))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    assert "budget-bound" not in capsys.readouterr().out
+
+
 def test_records_that_read_a_top_k_teacher_get_their_own_table(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
