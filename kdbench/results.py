@@ -27,6 +27,17 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
             "metrics", "params", "timings", "versions", "git_commit", "created_at")
 
 
+# Timings that are parts of `train_s`, not time beside it: the teacher's forward and the sampling of responses
+# run inside a training step (kdbench.runner), so a run's total must not add them again.
+INSIDE_TRAINING = ("teacher_forward_s", "generation_s")
+
+
+def run_seconds(record: dict) -> float:
+    """A run's wall seconds from its record: the teacher (scores, fine-tuning), training, validation curve,
+    scoring and diagnostics, each once."""
+    return sum(v for k, v in record["timings"].items() if k not in INSIDE_TRAINING and isinstance(v, (int, float)))
+
+
 # Where a run writes and how it checkpoints do not change its numbers: two configs that differ only here
 # are the same experiment (a sweep skips the cell; a checkpoint resumes across them).
 OPERATIONAL_KEYS = ("results_dir", "cache_dir", "cache_max_gb", "dry_run", "resume", "checkpoint_every",

@@ -228,11 +228,11 @@ def _fmt(value, spec=".3f") -> str:
 
 def render(outcomes: list[Outcome], command: str, path: Path, seconds: float) -> str:
     """STUDY.md: one row per claim, then each claim's notes; the cost of the runs behind it."""
-    from kdbench.results import git_commit
+    from kdbench.results import git_commit, run_seconds
 
     commit = git_commit()
     runs = {r["run_id"]: r for o in outcomes for r in o.runs}
-    hours = sum(sum(v for v in r["timings"].values() if isinstance(v, (int, float))) for r in runs.values()) / 3600
+    hours = sum(run_seconds(r) for r in runs.values()) / 3600
     lines = [
         "# Replication study: published claims, measured", "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{command}` from `{path}`, code commit"
@@ -260,11 +260,14 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float) ->
         lines.append(f"- **{claim.id}** ({claim.source}): {claim.statement}"
                      + (f" Published: {published}." if published else "")
                      + f" Verdict: **{o.verdict}**" + (f" ({o.why})" if o.why else "") + ".")
-        if o.still_improving:
-            lines.append(f"  - {o.still_improving} of its runs were still improving at their last step"
-                         + (f"; the suite is budget-bound: {o.budget_bound}" if o.budget_bound else "") + ".")
-    lines += ["", f"Cost: the {len(runs)} runs behind these verdicts took {hours:.2f} hours of training, scoring and"
-                  f" validation (their records' timings, summed); the study itself took {seconds:.0f} s.", ""]
+        # the suite's budget-bound statement holds for runs that pass the rule too (kdbench.leaderboard_render._marked)
+        notes = ([f"{o.still_improving} of its runs were still improving at their last step"] if o.still_improving
+                 else []) + ([f"the suite is budget-bound: {o.budget_bound}"] if o.budget_bound else [])
+        if notes:
+            lines.append("  - " + "; ".join(notes) + ".")
+    lines += ["", f"Cost: the {len(runs)} runs behind these verdicts took {hours:.2f} hours (their records' teacher,"
+                  f" training, validation, scoring and diagnostics seconds); the study itself took {seconds:.0f} s.",
+              ""]
     return "\n".join(lines)
 
 

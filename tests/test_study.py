@@ -96,3 +96,13 @@ def test_unknown_study_key_and_missing_file(tmp_path, capsys):
     assert "unknown key 'fil'" in capsys.readouterr().err
     assert main(["study", f"file={tmp_path / 'none.toml'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_runs_cost_counts_the_parts_of_training_once():
+    """The teacher's forward and the sampling happen inside training steps: the study's cost (and any total
+    of a record's timings) adds them to nothing."""
+    from kdbench.results import run_seconds
+
+    record = {"timings": {"teacher_s": 2.0, "train_s": 1031.0, "eval_s": 110.0, "teacher_forward_s": 219.0,
+                          "val_s": 217.0, "generation_s": 217.0, "diagnostics_s": 369.0}}  # a gkd record's
+    assert run_seconds(record) == 2.0 + 1031.0 + 110.0 + 217.0 + 369.0

@@ -234,10 +234,17 @@ def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versio
     shutil.copytree(swept[0], results)
     _third_seed(results, lambda method, seed, refs: [1 - y if i < {"kd": 0, "none": 30, "rlkd": 30}[method] else y
                                                     for i, y in enumerate(refs)])
+    for path in (results / "glue_enc_tiny").glob("*.json"):  # a budget-bound suite whose runs all pass the rule
+        record = json.loads(path.read_text())
+        for point in record["curves"]["sst2"]["points"]:
+            point[1], point[2] = 1.0, {"accuracy": 50.0}
+        record["budget_bound"] = "still falling at 10x the budget" if path.name.startswith("none-") else None
+        path.write_text(json.dumps(record))
     study_file, out = tmp_path / "study.toml", tmp_path / "STUDY.md"
     study_file.write_text(STUDY)
     assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={out}"]) == 0
     text = out.read_text()
+    assert "  - the suite is budget-bound: still falling at 10x the budget." in text.split("**kd-beats-none**")[1]
     assert "| kd-beats-none | glue_enc_tiny / sst2 / accuracy: kd vs none (higher) | 3 / 3 |" in text
     assert "**supported**" in text.split("kd-beats-none")[1].split("\n")[0]
     assert "**supported**" in text.split("| rlkd-equals-none")[1].split("\n")[0]  # the same predictions: Δ ≡ 0
