@@ -226,11 +226,11 @@ def _fmt(value, spec=".3f") -> str:
     return "–" if value is None else f"{value:{spec}}"
 
 
-def render(outcomes: list[Outcome], command: str, path: Path, seconds: float) -> str:
-    """STUDY.md: one row per claim, then each claim's notes; the cost of the runs behind it."""
-    from kdbench.results import git_commit, run_seconds
+def render(outcomes: list[Outcome], command: str, path: Path, seconds: float, commit: dict) -> str:
+    """STUDY.md: one row per claim, then each claim's notes; the cost of the runs behind it. `commit` is
+    kdbench.results.git_commit() taken before anything is written (the report itself is a tracked file)."""
+    from kdbench.results import run_seconds
 
-    commit = git_commit()
     runs = {r["run_id"]: r for o in outcomes for r in o.runs}
     hours = sum(run_seconds(r) for r in runs.values()) / 3600
     lines = [
@@ -271,11 +271,9 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float) ->
     return "\n".join(lines)
 
 
-def outcomes_json(outcomes: list[Outcome], command: str, path: Path) -> dict:
+def outcomes_json(outcomes: list[Outcome], command: str, path: Path, commit: dict) -> dict:
     """What STUDY.md says, per claim, as data (the JSON beside it): the cell, the measured effect with its 95%
     interval, p and Holm-adjusted p, the minimum detectable effect, the verdict and why."""
-    from kdbench.results import git_commit
-
     claims = []
     for o in outcomes:
         c, claim = o.comparison, o.claim
@@ -288,14 +286,14 @@ def outcomes_json(outcomes: list[Outcome], command: str, path: Path) -> dict:
             "p": c.p if c else None, "p_holm": c.p_holm if c else None, "mde": o.mde,
             "verdict": o.verdict, "why": o.why, "runs_still_improving": o.still_improving,
         })
-    return {"study": str(path), "command": command, "code": git_commit(),
+    return {"study": str(path), "command": command, "code": commit,
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "claims": claims}
 
 
 def study(overrides: dict[str, str], log=print) -> list[Outcome]:
     """Run (optionally) and measure a study; writes its Markdown report only when everything succeeded."""
     from kdbench.config import convert
-    from kdbench.results import atomic_write_text
+    from kdbench.results import atomic_write_text, git_commit
 
     allowed = {"file", "results_dir", "out", "run", "allow_dirty", "data_dir", "cache_dir"}
     unknown = sorted(set(overrides) - allowed)
@@ -321,10 +319,12 @@ def study(overrides: dict[str, str], log=print) -> list[Outcome]:
             sweep({"suite": suite, "methods": f"[{','.join(methods)}]", "seeds": f"[{','.join(map(str, seeds))}]",
                    "results_dir": str(results_dir), **passthrough}, log=log)
     outcomes = measure(path, results_dir, convert("allow_dirty", overrides.get("allow_dirty", "false"), bool))
-    command = "kdbench study " + " ".join(f"{k}={v}" for k, v in overrides.items())
-    atomic_write_text(out, render(outcomes, command.strip(), path, time.perf_counter() - start))
-    data = out.with_suffix(".json")
-    atomic_write_text(data, json.dumps(outcomes_json(outcomes, command.strip(), path), indent=2) + "\n")
+    command = "kdbench study " + " ".join(f"{k}={v}" for k, v in overrides.items()).strip()
+    commit = git_commit()  # once, before writing: the second file would otherwise see the first as a change
+    report = render(outcomes, command, path, time.perf_counter() - start, commit)
+    data, as_data = out.with_suffix(".json"), json.dumps(outcomes_json(outcomes, command, path, commit), indent=2) + "\n"
+    atomic_write_text(out, report)
+    atomic_write_text(data, as_data)
     for o in outcomes:
         log(f"{o.claim.id}: {o.verdict}" + (f" ({o.why})" if o.why else ""))
     log(f"written: {out} and {data}")
