@@ -198,7 +198,8 @@ def _train_student(cfg, method, suite, data, tokenizer, teacher, accelerator, lo
         policy = method.data_policy(params, cfg.seed)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         rollouts = Rollouts(pad, tokenizer.eos_token_id, cfg.data.padding_side, cfg.train.max_length, cfg.seed,
-                            to_device(teacher, accelerator.device), getattr(loader.dataset, "features", None))
+                            to_device(teacher, accelerator.device), getattr(loader.dataset, "features", None),
+                            cfg.train.batch_size)
         if policy.wants_responses:  # SeqKD: the teacher's responses, cached per training example
             policy.responses = open_responses(cfg, data, tokenizer, policy)
     log(f"[{data.name}] training student {cfg.student} with {cfg.method} for {cfg.train.max_steps} steps")

@@ -94,6 +94,8 @@ class Rollouts:
     teacher: object = None  # the teacher model, for the "teacher" source
 
     pool: list = None  # the training features (prompts for a policy that draws its own: MiniLLM)
+    batch_size: int = 0  # the configured micro-batch (train.batch_size): MiniLLM's PPO minibatch, whatever the
+    # size of the data batch that happens to start a round (an epoch's last batch may be partial)
 
     def collate(self, features: list[dict]) -> dict:
         return LMCollator(self.pad_id, self.padding_side)(features)

@@ -105,9 +105,10 @@ class MiniLLMRounds(DataPolicy):
         return "rollout"
 
     def rollout_batch(self, rollouts, student, batch: dict, record: dict) -> dict:
-        size = batch["input_ids"].shape[0]
         if self.position >= len(self.order):
-            self._sample_round(rollouts, student, size, record)
+            # the round's minibatch is the configured micro-batch: sized by the batch that happens to start the
+            # round, an epoch's partial last batch (6 rows on the char track) made one round 168 steps long
+            self._sample_round(rollouts, student, rollouts.batch_size or batch["input_ids"].shape[0], record)
         picked = [self.store[i] for i in self.order[self.position]]
         self.position += 1
         built = rollouts.collate([e["feature"] for e in picked] + rollouts.features(batch))

@@ -158,3 +158,14 @@ def test_minillm_refuses_a_batch_without_rollouts_and_bad_parameters():
                        ({"temperature": 0}, "temperature")]:
         with pytest.raises(KdbenchError, match=match):
             MiniLLMParams(**bad)
+
+
+def test_a_round_that_starts_on_a_partial_data_batch_keeps_the_configured_minibatch():
+    """An epoch's last data batch may be short; the round it starts still trains minibatches of
+    train.batch_size (before: one row here, so 6 x 3 = 18 steps for that round instead of 9)."""
+    policy, rollouts, student, gold = _rounds()
+    rollouts.batch_size = 2
+    short = batch([rollouts.pool[0]])
+    built, _ = on_policy_batch(policy, rollouts, short, student, 1, 100, 1, {})
+    assert len(policy.order) == 9 and all(len(picked) == 2 for picked in policy.order)
+    assert built["rollout_rows"].tolist() == [True, True, False]  # 2 samples beside the 1 data row
