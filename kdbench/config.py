@@ -153,6 +153,8 @@ class SuiteInfo:
     tasks: tuple = ()
     metric: str = ""  # a generation suite's metric (kdbench.suites.generation.GENERATION_METRICS)
     methods: tuple = ()  # what `kdbench sweep` runs when not given methods=[...] (empty: none, kd, rlkd, fakd)
+    teacher: str = ""  # the suite's default pair, which its description names
+    student: str = ""
 
     @classmethod
     def of(cls, name: str, suite_file: dict) -> "SuiteInfo":
@@ -160,7 +162,8 @@ class SuiteInfo:
                    suite_file.get("description", ""), suite_file.get("family", "") or "",
                    suite_file.get("reference", "") or "", suite_file.get("budget_bound"),
                    tuple(suite_file.get("tasks", ())), str(suite_file.get("metric", "")),
-                   tuple(suite_file.get("methods", ())))
+                   tuple(suite_file.get("methods", ())), str(suite_file.get("teacher", "")),
+                   str(suite_file.get("student", "")))
 
     @classmethod
     def load(cls, name: str) -> "SuiteInfo":

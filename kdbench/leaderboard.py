@@ -250,7 +250,8 @@ def build_group(key: tuple, records: list[dict]) -> Group:
                      f"(teacher_cache.weights_sha256): compare methods within one")
     teacher_params = next((r["params"].get("teacher") for r in records if r["params"].get("teacher")), None)
     # a statement the suite file gained after these records ran still covers them while its version holds
-    stated_bound = current_suite_info(key[0], key[1]).budget_bound
+    suite_info = current_suite_info(key[0], key[1])
+    stated_bound = suite_info.budget_bound
     rows = []
     for method in sorted(by_method, key=lambda m: (m != "none", m != "kd", m)):
         runs = by_method[method]
@@ -282,7 +283,8 @@ def build_group(key: tuple, records: list[dict]) -> Group:
             notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)
-    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"])
+    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
+                                              info=suite_info)
     if reference:
         notes.append(f"published reference, not kdbench's rows: {reference}")
     return group
@@ -301,19 +303,16 @@ def current_suite_info(suite: str, version: str):
     return info if str(info.version) == str(version) else SuiteInfo(suite, suite)
 
 
-def suite_text(suite: str, version: str, teacher: str = "", student: str = "") -> tuple[str, str]:
+def suite_text(suite: str, version: str, teacher: str = "", student: str = "", info=None) -> tuple[str, str]:
     """(description, reference) of the suite file, when it is still at the records' version: what a
     caption says a table is (a CPU subset of a protocol, say), and the published numbers beside it. A table
-    of another teacher or student than the suite's own says so, since the description names the suite's pair."""
-    from kdbench.config import load_suite_file
-
-    info = current_suite_info(suite, version)
+    of another teacher or student than the suite's own says so, since the description names the suite's pair.
+    `info`: the suite's current_suite_info when the caller has it already (the file is then not read again)."""
+    info = info if info is not None else current_suite_info(suite, version)
     if not info.description and not info.reference:
         return "", ""
     description = info.description
-    suite_file = load_suite_file(suite)
-    default_pair = (suite_file.get("teacher", ""), suite_file.get("student", ""))
-    if description and (teacher, student) != default_pair and teacher and student:
+    if description and (teacher, student) != (info.teacher, info.student) and teacher and student:
         description = (f"{description.rstrip('.')} (the suite's default pair; this table's models: {teacher} ->"
                        f" {student})")
     return description, info.reference

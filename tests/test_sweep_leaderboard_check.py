@@ -125,6 +125,18 @@ def test_a_budget_bound_suite_marks_every_cell_even_runs_that_pass_the_rule(swep
     assert "budget-bound" not in capsys.readouterr().out
 
 
+def test_a_leaderboard_group_reads_its_suite_file_once(swept, monkeypatch):
+    """The caption, the published reference and the budget-bound statement come from one read of the suite file."""
+    import kdbench.config
+    from kdbench.leaderboard import collect
+
+    reads = []
+    real = kdbench.config.load_suite_file
+    monkeypatch.setattr(kdbench.config, "load_suite_file", lambda name: reads.append(name) or real(name))
+    groups, _ = collect(swept[0])
+    assert groups and len(reads) == len(groups)
+
+
 def test_records_that_read_a_top_k_teacher_get_their_own_table(swept, capsys, tmp_path):
     results = tmp_path / "r"
     shutil.copytree(swept[0], results)
