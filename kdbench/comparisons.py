@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from kdbench.metric_specs import lookup
+from kdbench.metric_specs import lookup, score_metrics
 from kdbench.results import load_examples
 from kdbench.stats import MDE_FACTOR, Comparison, compare, holm, prepare, resample_indices, score, seed_draws, two_level
 
@@ -58,7 +58,7 @@ class Comparisons:
             refs = info["references"]
             if any(e[task].get(split, {}).get("references") != refs for e in per_run):
                 return "runs differ in eval examples"
-            chosen = [m for m in info["metrics"] if metric is None or m == metric]
+            chosen = [metric] if metric is not None else score_metrics(info["metrics"])
             missing = [m for m in chosen if (spec := lookup(m)) is None or spec.resample is None]
             if missing:
                 return f"no resampling for {', '.join(missing)}"
@@ -74,7 +74,7 @@ class Comparisons:
                     observed[i] += np.mean([score(m, st, whole)[0] for st in stats])
                 count += 1
         if metric is None:
-            self.compared[task] = sorted({m for info in splits.values() for m in info["metrics"]})
+            self.compared[task] = sorted({m for info in splits.values() for m in score_metrics(info["metrics"])})
         return values / count, observed / count, True
 
     def _run_level(self, method: str, task: str, metric: str) -> tuple[np.ndarray, np.ndarray, bool] | str:

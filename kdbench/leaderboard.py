@@ -38,7 +38,7 @@ from statistics import mean
 
 from kdbench.comparisons import Comparisons, adjust, mde
 from kdbench.convergence import judge
-from kdbench.metric_specs import higher_is_better, is_spread, lookup
+from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
 from kdbench.results import load_records
 from kdbench.stats import Comparison, mean_ci
 from kdbench.students import newest_per_student, rows_by_variant
@@ -134,15 +134,15 @@ class Group:
 
 
 def _task_score(metrics: dict[str, float]) -> float:
-    return mean(v for m, v in metrics.items() if not is_spread(m))
+    return mean(metrics[m] for m in score_metrics(metrics))
 
 
 def run_average(metrics: dict[str, dict[str, float]], tasks: list[str]) -> float | None:
-    """Mean of task scores, only when every task is present and every metric is a higher-is-better 0–100 score."""
+    """Mean of task scores, only when every task is present and every task's score (its metrics in the
+    direction of the first: kdbench.metric_specs.score_metrics) is a higher-is-better 0–100 score."""
     if not all(t in metrics for t in tasks):
         return None
-    if not all((spec := lookup(m)) is not None and (spec.task_score or not spec.compared)
-               for t in tasks for m in metrics[t]):
+    if not all((spec := lookup(m)) is not None and spec.task_score for t in tasks for m in score_metrics(metrics[t])):
         return None
     return mean(_task_score(metrics[t]) for t in tasks)
 
@@ -210,7 +210,7 @@ def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
     for task in tasks:
         metrics = row.tasks.get(task, {})
         for baseline in trivial.values():
-            shared = [m for m in baseline.get(task, {}) if m in metrics]
+            shared = [m for m in score_metrics(list(metrics)) if m in baseline.get(task, {})]
             if not shared:
                 continue
             higher = all(higher_is_better(m) for m in shared)

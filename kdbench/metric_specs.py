@@ -76,6 +76,14 @@ def higher_is_better(name: str, default: bool = True) -> bool:
     return default if spec is None else spec.higher_is_better
 
 
+def score_metrics(names) -> list[str]:
+    """The metrics a task's score averages: the compared ones in the direction of the first (all three ROUGEs;
+    BLEU alone of a BLEU/CER task), so that a metric of the other direction beside the headline is shown and
+    compared on its own, never averaged into it."""
+    compared = [m for m in names if not is_spread(m)]
+    return [m for m in compared if higher_is_better(m) == higher_is_better(compared[0])] if compared else []
+
+
 def on_split(name: str, split: str) -> str:
     """The name of `name` scored on one dev split of a task with several: the same metric."""
     derived = f"{name}_{split}"

@@ -41,12 +41,28 @@ def test_generation_suites_write_complete_records(generation_results):
     for r in (cer, rouge, *bleu.values()):
         assert all(k in r for k in REQUIRED) and r["status"] == "complete"
     assert 0.0 <= bleu["greedy"]["metrics"]["multi30k"]["bleu"] <= 100.0
+    assert bleu["greedy"]["metrics"]["multi30k"]["cer"] >= 0.0  # metric "bleu_cer": both of one student's outputs
     assert "tok:13a" in bleu["greedy"]["data"]["multi30k"]["notes"][0]
     assert cer["metrics"]["multi30k"]["cer"] >= 0.0
     assert set(rouge["metrics"]["scitldr"]) == {"rouge1", "rouge2", "rougeL"}
     assert set(rouge["teacher_metrics"]["scitldr"]) == {"rouge1", "rouge2", "rougeL"}
     sampled = bleu["sample"]
-    assert set(sampled["metrics"]["multi30k"]) == {"bleu", "bleu_std"} and sampled["config"]["eval"]["seeds"] == ["1", "2"]
+    assert set(sampled["metrics"]["multi30k"]) == {"bleu", "bleu_std", "cer", "cer_std"}
+    assert sampled["config"]["eval"]["seeds"] == ["1", "2"]
+
+
+def test_the_bleu_suite_scores_cer_exactly_as_the_cer_suite_does():
+    """metric "bleu_cer" reports BLEU and CER of one set of outputs, each as its own suite would."""
+    from kdbench.config import SuiteInfo
+    from kdbench.suites.generation import GenerationSuite
+
+    preds = ["ein Hund läuft", "eine Frau liest ein Buch", ""]
+    refs = [["ein Hund rennt"], ["eine Frau liest ein Buch", "Frau mit Buch"], ["Kinder spielen"]]
+    both = GenerationSuite(SuiteInfo.load("bleu")).metric(preds, refs)
+    assert list(both) == ["bleu", "cer"]  # BLEU first: the table's headline
+    assert both["bleu"] == GenerationSuite(SuiteInfo.of("b", {"kind": "generation", "metric": "bleu"})).metric(preds, refs)["bleu"]
+    assert both["cer"] == GenerationSuite(SuiteInfo.load("cer")).metric(preds, refs)["cer"]
+    assert 0.0 < both["bleu"] < 100.0 and 0.0 < both["cer"] < 100.0
 
 
 def tiny_lm(context=64, vocab=49152, seed=0):
