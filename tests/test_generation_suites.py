@@ -213,3 +213,23 @@ def test_the_rlkd_presets_train_the_papers_epochs_at_a_constant_rate_with_the_au
         cfg = resolve({"suite": f"rlkd_{task}", "method": "rlkd"})
         assert (cfg.train.max_steps, cfg.train.batch_size * cfg.train.grad_accum) == (steps, 64)
         assert cfg.train.schedule == "constant" and cfg.method_params.union == "authors"
+
+
+def test_teacher_scores_cached_under_another_metric_are_scored_again(tmp_path, data_root, capsys):
+    """The scores' cache key names the suite, not its metric: scores cached before the bleu suite also
+    reported CER lack it, and the teacher is scored again rather than shown without CER."""
+    common = [f"data_dir={data_root}", f"results_dir={tmp_path / 'r'}", f"cache_dir={tmp_path / 'c'}"]
+    run_ok("run", "suite=bleu_tiny", "method=none", *common)
+    (scores,) = (tmp_path / "c" / "teacher_scores").glob("multi30k-*.json")
+    entry = json.loads(scores.read_text())
+    assert set(entry["metrics"]) == {"bleu", "cer"}
+    entry["metrics"].pop("cer")  # as the bleu-only suite cached it
+    scores.write_text(json.dumps(entry))
+    capsys.readouterr()
+    run_ok("run", "suite=bleu_tiny", "method=kd", *common)
+    out = capsys.readouterr().out
+    assert "teacher scores from cache" not in out and "scores cached in" in out
+    (kd,) = (tmp_path / "r" / "bleu_tiny").glob("kd-*.json")
+    assert set(json.loads(kd.read_text())["teacher_metrics"]["multi30k"]) == {"bleu", "cer"}
+    run_ok("run", "suite=bleu_tiny", "method=rlkd", *common)
+    assert "teacher scores from cache" in capsys.readouterr().out  # complete now: read, not scored again

@@ -349,6 +349,9 @@ class GenerationSuite(Suite):
     def task_metrics(self, name: str) -> tuple:
         return self.metric_names
 
+    def scores_complete(self, name: str, scores: dict) -> bool:
+        return self.scorer is None or set(self.metric_names) <= set(scores)
+
     def load(self, name: str, data_root: Path | None, max_train: int, max_eval: int) -> GenData:
         if name in TASK_LOADERS and data_root is None:
             raise KdbenchError("this task reads a local data root; pass data_dir= or set KDBENCH_DATA_DIR")

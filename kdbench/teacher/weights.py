@@ -198,11 +198,15 @@ def teacher_for_task(cfg, suite, data, tokenizer, accelerator, log, loaded: dict
     parts = key_parts(cfg, identity, data)
     path = scores_file(cache_dir, data.name, parts)
     hold(path)
-    entry = load_scores(path)
+
+    def complete(entry):  # scores of the suite's present metrics (it may have changed them), or None
+        return entry if entry is not None and suite.scores_complete(data.name, entry["metrics"]) else None
+
+    entry = complete(load_scores(path))
     cached = entry is not None
     if not cached:
         with file_lock(path.with_name(f".{path.name}.lock"), log):  # concurrent runs score the teacher once
-            entry = load_scores(path)
+            entry = complete(load_scores(path))
             cached = entry is not None
             if not cached:
                 scores, _ = suite.evaluate(model, tokenizer, data, cfg, accelerator.device)
