@@ -280,7 +280,10 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     adjust(rows)
     for task, compared in sorted(comparisons.compared.items()):
         if set(compared) != set(metric_names[task]):
-            notes.append(f"Δ on {task} compares {', '.join(compared)} only (the per-example outputs hold no other metric)")
+            beside = [m for m in metric_names[task] if m not in score_metrics(metric_names[task])]
+            why = (f"{', '.join(beside)}, of the other direction, is shown beside it, not averaged in" if beside and
+                   set(compared) == set(score_metrics(metric_names[task])) else "the per-example outputs hold no other metric")
+            notes.append(f"Δ on {task} compares {', '.join(compared)} only ({why})")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)
     group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],

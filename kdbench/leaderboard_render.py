@@ -15,7 +15,7 @@ from pathlib import Path
 from kdbench.convergence import RULE
 from kdbench.comparisons import N_RESAMPLES, family
 from kdbench.leaderboard import Group, MethodRow, Summary, run_average
-from kdbench.metric_specs import higher_is_better, is_spread
+from kdbench.metric_specs import higher_is_better, is_spread, score_metrics
 from kdbench.stats import MIN_SEEDS, Comparison
 
 from kdbench.tables import TableSection
@@ -176,7 +176,8 @@ def student_cards(runs: list[dict]) -> list[tuple[str, str]]:
 def statistics_caption(group: Group) -> str:
     """What the cells and comparisons are: the test, B, the Holm family and the minimum detectable difference."""
     tests = len(family(group.rows))
-    lower = sorted({m for names in group.metric_names.values() for m in names if not higher_is_better(m)})
+    # the direction of what Δ measures: each task's score (kdbench.metric_specs.score_metrics)
+    lower = sorted({m for names in group.metric_names.values() for m in score_metrics(names) if not higher_is_better(m)})
     direction = f" (lower is better for {', '.join(lower)})" if lower else ""
     text = ("Cells: mean ± 95% CI half-width over seeds (n runs). Δ vs kd / none: method − reference in the task's"
             f" score points{direction}, [95% interval], two-sided p from a"
