@@ -213,7 +213,7 @@ def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
             shared = [m for m in score_metrics(list(metrics)) if m in baseline.get(task, {})]
             if not shared:
                 continue
-            higher = all(higher_is_better(m) for m in shared)
+            higher = higher_is_better(shared[0])  # score metrics share one direction
             low, high = _bounds([metrics[m] for m in shared])
             value = mean(baseline[task][m] for m in shared)
             if (low <= value) if higher else (high >= value):
@@ -280,9 +280,12 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     adjust(rows)
     for task, compared in sorted(comparisons.compared.items()):
         if set(compared) != set(metric_names[task]):
-            beside = [m for m in metric_names[task] if m not in score_metrics(metric_names[task])]
-            why = (f"{', '.join(beside)}, of the other direction, is shown beside it, not averaged in" if beside and
-                   set(compared) == set(score_metrics(metric_names[task])) else "the per-example outputs hold no other metric")
+            scored = score_metrics(metric_names[task])
+            beside = [m for m in metric_names[task] if m not in scored]
+            if beside and set(compared) == set(scored):
+                why = f"{', '.join(beside)}, of the other direction, is shown beside it, not averaged in"
+            else:
+                why = "the per-example outputs hold no other metric"
             notes.append(f"Δ on {task} compares {', '.join(compared)} only ({why})")
     group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
     group.mde = mde(rows, tasks)

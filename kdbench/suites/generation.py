@@ -284,12 +284,16 @@ class GenerationMetric:
     note: Callable[[], str] | None = None  # what the record's data notes say of it (sacrebleu's signature)
 
 
+def _bleu_note() -> str:
+    return f"sacrebleu signature: {metrics.bleu_signature()}"
+
+
 GENERATION_METRICS = {
-    "bleu": GenerationMetric(("bleu",), True, lambda: f"sacrebleu signature: {metrics.bleu_signature()}"),
+    "bleu": GenerationMetric(("bleu",), True, _bleu_note),
     "cer": GenerationMetric(("cer",), True),
     # both of one student's outputs: the bleu suite's students are the cer suite's (the same training), so
     # one sweep scores both instead of training every student twice; BLEU first, the table's headline
-    "bleu_cer": GenerationMetric(("bleu", "cer"), True, lambda: f"sacrebleu signature: {metrics.bleu_signature()}"),
+    "bleu_cer": GenerationMetric(("bleu", "cer"), True, _bleu_note),
     # rouge-score with Porter stemming; each example scores the best F over its references
     "rouge": GenerationMetric(("rouge1", "rouge2", "rougeL"), False),
     "rougeL": GenerationMetric(("rougeL",), False),  # the MiniLLM protocol's one score
