@@ -1,0 +1,93 @@
+"""Generation cost of the MiniLLM protocol (METHODS.md §8) here: generated tokens/s and wall time, per model and set.
+
+    python benchmarks/protocol_cost.py --data ../shared/data --models smollm2-135m smollm2-6l --sets vicuna
+    python benchmarks/protocol_cost.py --data ../shared/data --rows 16 --seeds 10   # a slice of every set
+
+Decodes as `kdbench run suite=minillm_full` scores: kdbench.generation.generate, sampling at T 1, top-p 1, top-k 0,
+prompts cut to their first 256 tokens (kdbench.suites.minillm.cut_prompt), up to `--max-new-tokens` (256) new
+tokens, batch 16, on the threads torch is given (set OMP_NUM_THREADS). For each model, set and seed it times the
+generation and counts the generated tokens (the outputs re-tokenised). Models are loaded as the suite builds them
+before training: the teacher as given and the student's layer subset (its per-token cost is the architecture's;
+its answer lengths are those of an untrained student).
+
+The last column scales what was measured to the whole protocol (every row of the set, seeds 10..50) by the
+measured seconds per batch. A batch's wall time is set by its longest answer, and sampled answers of these models
+mostly run to the cap, so that scale is close; it is an extrapolation all the same and is printed as one, unless
+the run covered the whole set and all five seeds, which the table then says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+PROTOCOL_SEEDS = ["10", "20", "30", "40", "50"]
+
+
+def whole_protocol_seconds(seconds: float, rows: int, seeds: list[str], set_rows: int, batch_size: int) -> tuple[float, bool]:
+    """(seconds for every row of the set under the five protocol seeds, whether that was measured rather than
+    scaled). Scales by batches, not answers: a batch runs until its longest answer ends."""
+    if rows == set_rows and sorted(seeds) == PROTOCOL_SEEDS:
+        return seconds, True
+    measured = math.ceil(rows / batch_size) * len(seeds)
+    return seconds / measured * math.ceil(set_rows / batch_size) * len(PROTOCOL_SEEDS), False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m", "smollm2-6l"])
+    parser.add_argument("--sets", nargs="+", default=["dolly", "self_inst", "vicuna", "sinst"])
+    parser.add_argument("--rows", type=int, default=0, help="the first N rows of each set (0: all)")
+    parser.add_argument("--seeds", nargs="+", default=PROTOCOL_SEEDS)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", default="", help="also write the rows as JSON here")
+    args = parser.parse_args()
+
+    import torch
+
+    from kdbench.data.minillm_eval import read_prompt_set
+    from kdbench.generation import generate
+    from kdbench.models.load import load_causal_lm, load_tokenizer
+    from kdbench.suites.minillm import EVAL_FILES, cut_prompt
+
+    base = Path(args.data) / "minillm-eval"
+    sets = {name: read_prompt_set(base / EVAL_FILES[name]) for name in args.sets}
+    print(f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, up to {args.max_new_tokens} new tokens,"
+          f" seeds {' '.join(args.seeds)}, rows {args.rows or 'all'}")
+    print("| model | set | answers | generated tokens | tokens/answer | wall s | tokens/s | full set x 5 seeds |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name in args.models:
+        tokenizer = load_tokenizer(name)
+        model = load_causal_lm(name, 0).eval()
+        for set_name, examples in sets.items():
+            chosen = examples[: args.rows] if args.rows else examples
+            prompts = [cut_prompt(tokenizer, prompt) for prompt, _ in chosen]
+            tokens, seconds = 0, 0.0
+            for seed in args.seeds:
+                start = time.perf_counter()
+                outputs = generate(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, sample=True,
+                                   seed=int(seed), progress=False)
+                seconds += time.perf_counter() - start
+                tokens += sum(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)
+            answers = len(prompts) * len(args.seeds)
+            full_s, whole = whole_protocol_seconds(seconds, len(prompts), args.seeds, len(examples), args.batch_size)
+            rows.append({"model": name, "set": set_name, "answers": answers, "tokens": tokens, "wall_s": seconds,
+                         "tokens_per_s": tokens / seconds, "full_protocol_s": full_s, "measured_whole": whole})
+            label = "measured" if whole else "extrapolated"
+            print(f"| {name} | {set_name} | {answers} | {tokens} | {tokens / answers:.0f} | {seconds:.0f} |"
+                  f" {tokens / seconds:.1f} | {full_s / 3600:.2f} h ({label}) |")
+    for name in args.models:
+        total = sum(r["full_protocol_s"] for r in rows if r["model"] == name)
+        print(f"{name}: the sets measured, whole protocol (every row, 5 seeds): {total / 3600:.1f} h")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

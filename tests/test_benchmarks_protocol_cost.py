@@ -1,0 +1,30 @@
+"""benchmarks/protocol_cost.py: how a measured slice scales to the whole MiniLLM protocol."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "protocol_cost.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("protocol_cost", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_slice_scales_by_batches_to_every_row_and_five_seeds():
+    cost = _module()
+    # 16 rows x 2 seeds = 2 batches of 16 in 300 s; Vicuna's 80 rows are 5 batches, x 5 seeds = 25 batches
+    seconds, measured = cost.whole_protocol_seconds(300.0, 16, ["10", "20"], 80, 16)
+    assert (seconds, measured) == (pytest.approx(3750.0), False)
+    # a partial last batch costs a whole batch: 242 rows are 16 batches (15 full and one of 2)
+    assert cost.whole_protocol_seconds(10.0, 16, ["10"], 242, 16)[0] == pytest.approx(10.0 * 16 * 5)
+
+
+def test_the_whole_set_under_the_five_seeds_is_reported_as_measured():
+    cost = _module()
+    assert cost.whole_protocol_seconds(123.0, 80, ["50", "40", "30", "20", "10"], 80, 16) == (123.0, True)
+    assert cost.whole_protocol_seconds(123.0, 80, ["10"], 80, 16)[1] is False
