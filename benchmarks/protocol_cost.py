@@ -6,7 +6,8 @@
 Decodes as `kdbench run suite=minillm_full` scores: kdbench.generation.generate, sampling at T 1, top-p 1, top-k 0,
 prompts cut to their first 256 tokens (kdbench.suites.minillm.cut_prompt), up to `--max-new-tokens` (256) new
 tokens, batch 16, on the threads torch is given (set OMP_NUM_THREADS). For each model, set and seed it times the
-generation and counts the generated tokens (the outputs re-tokenised). Models are loaded as the suite builds them
+generation and counts each answer's generated tokens (up to and including its first EOS, from the ids
+`model.generate` returns; re-tokenising the decoded text would count more) and the batches' decoding steps. Models are loaded as the suite builds them
 before training: the teacher as given and the student's layer subset (its per-token cost is the architecture's;
 its answer lengths are those of an untrained student).
 
@@ -25,6 +26,37 @@ import time
 from pathlib import Path
 
 PROTOCOL_SEEDS = ["10", "20", "30", "40", "50"]
+
+
+class CountingModel:
+    """`model` for kdbench.generation.generate, counting what each `generate` call produced: per answer the new
+    tokens up to and including the first EOS (the rest is padding), per batch the decoding steps it ran."""
+
+    def __init__(self, model, eos_token_id: int):
+        self.model, self.eos = model, eos_token_id
+        self.tokens = self.steps = 0
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def generate(self, input_ids, **kwargs):
+        out = self.model.generate(input_ids=input_ids, **kwargs)
+        self.tokens += answer_tokens(out[:, input_ids.shape[1]:], self.eos)
+        self.steps += out.shape[1] - input_ids.shape[1]
+        return out
+
+
+def answer_tokens(new_ids, eos: int) -> int:
+    """Tokens generated per row of `new_ids` (batch x steps), summed: up to and including the row's first `eos`,
+    or every step where it has none."""
+    total = 0
+    for row in new_ids.tolist():
+        total += row.index(eos) + 1 if eos in row else len(row)
+    return total
 
 
 def whole_protocol_seconds(seconds: float, rows: int, seeds: list[str], set_rows: int, batch_size: int) -> tuple[float, bool]:
@@ -59,29 +91,32 @@ def main() -> None:
     sets = {name: read_prompt_set(base / EVAL_FILES[name]) for name in args.sets}
     print(f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, up to {args.max_new_tokens} new tokens,"
           f" seeds {' '.join(args.seeds)}, rows {args.rows or 'all'}")
-    print("| model | set | answers | generated tokens | tokens/answer | wall s | tokens/s | full set x 5 seeds |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | set | answers | generated tokens | tokens/answer | decoding steps | wall s | tokens/s | s/step |"
+          " full set x 5 seeds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in args.models:
         tokenizer = load_tokenizer(name)
-        model = load_causal_lm(name, 0).eval()
+        model = CountingModel(load_causal_lm(name, 0).eval(), tokenizer.eos_token_id)
         for set_name, examples in sets.items():
             chosen = examples[: args.rows] if args.rows else examples
             prompts = [cut_prompt(tokenizer, prompt) for prompt, _ in chosen]
-            tokens, seconds = 0, 0.0
+            model.tokens = model.steps = 0
+            seconds = 0.0
             for seed in args.seeds:
                 start = time.perf_counter()
-                outputs = generate(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, sample=True,
-                                   seed=int(seed), progress=False)
+                generate(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, sample=True, seed=int(seed),
+                         progress=False)
                 seconds += time.perf_counter() - start
-                tokens += sum(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)
+            tokens, steps = model.tokens, model.steps
             answers = len(prompts) * len(args.seeds)
             full_s, whole = whole_protocol_seconds(seconds, len(prompts), args.seeds, len(examples), args.batch_size)
-            rows.append({"model": name, "set": set_name, "answers": answers, "tokens": tokens, "wall_s": seconds,
-                         "tokens_per_s": tokens / seconds, "full_protocol_s": full_s, "measured_whole": whole})
+            rows.append({"model": name, "set": set_name, "answers": answers, "tokens": tokens, "steps": steps,
+                         "wall_s": seconds, "tokens_per_s": tokens / seconds, "full_protocol_s": full_s,
+                         "measured_whole": whole})
             label = "measured" if whole else "extrapolated"
-            print(f"| {name} | {set_name} | {answers} | {tokens} | {tokens / answers:.0f} | {seconds:.0f} |"
-                  f" {tokens / seconds:.1f} | {full_s / 3600:.2f} h ({label}) |")
+            print(f"| {name} | {set_name} | {answers} | {tokens} | {tokens / answers:.0f} | {steps} | {seconds:.0f} |"
+                  f" {tokens / seconds:.1f} | {seconds / steps:.3f} | {full_s / 3600:.2f} h ({label}) |")
     for name in args.models:
         total = sum(r["full_protocol_s"] for r in rows if r["model"] == name)
         print(f"{name}: the sets measured, whole protocol (every row, 5 seeds): {total / 3600:.1f} h")

@@ -28,3 +28,13 @@ def test_the_whole_set_under_the_five_seeds_is_reported_as_measured():
     cost = _module()
     assert cost.whole_protocol_seconds(123.0, 80, ["50", "40", "30", "20", "10"], 80, 16) == (123.0, True)
     assert cost.whole_protocol_seconds(123.0, 80, ["10"], 80, 16)[1] is False
+
+
+def test_an_answer_counts_its_tokens_up_to_and_including_its_first_eos():
+    torch = pytest.importorskip("torch")
+    cost = _module()
+    eos = 2
+    new_ids = torch.tensor([[5, 6, 2, 2, 2],    # EOS at step 3, then padding (pad = EOS): 3 tokens
+                            [5, 6, 7, 8, 9],    # ran to the cap: 5
+                            [2, 2, 2, 2, 2]])   # EOS first: 1
+    assert cost.answer_tokens(new_ids, eos) == 3 + 5 + 1
