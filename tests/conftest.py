@@ -30,6 +30,16 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("kdbench-cache")
 
 
+def benchmark_module(name: str):
+    """`benchmarks/<name>.py` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def as_committed(results: Path) -> Path:
     """Mark the records under `results` as run from a clean tree: whether they were depends on the checkout
     running the tests (a developer's uncommitted changes), and the leaderboard leaves dirty records out."""

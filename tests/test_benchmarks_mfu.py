@@ -1,21 +1,15 @@
 """benchmarks/student_step_mfu.py: the parameter count behind its MFU, and its shape flags."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from tests.conftest import benchmark_module
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "student_step_mfu.py"
-
 
 def _module():
-    spec = importlib.util.spec_from_file_location("student_step_mfu", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("student_step_mfu")
 
 
 def test_matmul_params_leave_out_lookup_tables_but_keep_a_tied_lm_head():

@@ -1,18 +1,12 @@
 """benchmarks/protocol_cost.py: how a measured slice scales to the whole MiniLLM protocol."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "protocol_cost.py"
+from tests.conftest import benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("protocol_cost", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("protocol_cost")
 
 
 def test_a_slice_scales_by_batches_to_every_row_and_five_seeds():
