@@ -25,7 +25,10 @@ import math
 import time
 from pathlib import Path
 
-PROTOCOL_SEEDS = ["10", "20", "30", "40", "50"]
+from kdbench.config import load_suite_file
+
+PROTOCOL = load_suite_file("minillm_full")  # the whole protocol's sets, seeds, token cap and batch
+PROTOCOL_SEEDS = PROTOCOL["eval"]["seeds"]
 
 
 class CountingModel:
@@ -59,10 +62,12 @@ def answer_tokens(new_ids, eos: int) -> int:
     return total
 
 
-def whole_protocol_seconds(seconds: float, rows: int, seeds: list[str], set_rows: int, batch_size: int) -> tuple[float, bool]:
+def whole_protocol_seconds(seconds: float, rows: int, seeds: list[str], set_rows: int, batch_size: int,
+                           whole_settings: bool = True) -> tuple[float, bool]:
     """(seconds for every row of the set under the five protocol seeds, whether that was measured rather than
-    scaled). Scales by batches, not answers: a batch runs until its longest answer ends."""
-    if rows == set_rows and sorted(seeds) == PROTOCOL_SEEDS:
+    scaled). Scales by batches, not answers: a batch runs until its longest answer ends. `whole_settings`: the
+    run used the protocol's token cap and batch (else it is never "measured")."""
+    if whole_settings and rows == set_rows and sorted(seeds) == sorted(PROTOCOL_SEEDS):
         return seconds, True
     measured = math.ceil(rows / batch_size) * len(seeds)
     return seconds / measured * math.ceil(set_rows / batch_size) * len(PROTOCOL_SEEDS), False
@@ -72,11 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "smollm2-6l"])
-    parser.add_argument("--sets", nargs="+", default=["dolly", "self_inst", "vicuna", "sinst"])
+    parser.add_argument("--sets", nargs="+", default=PROTOCOL["tasks"])
     parser.add_argument("--rows", type=int, default=0, help="the first N rows of each set (0: all)")
     parser.add_argument("--seeds", nargs="+", default=PROTOCOL_SEEDS)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=PROTOCOL["eval"]["max_new_tokens"])
+    parser.add_argument("--batch-size", type=int, default=PROTOCOL["eval"]["batch_size"])
     parser.add_argument("--out", default="", help="also write the rows as JSON here")
     args = parser.parse_args()
 
@@ -110,7 +115,10 @@ def main() -> None:
                 seconds += time.perf_counter() - start
             tokens, steps = model.tokens, model.steps
             answers = len(prompts) * len(args.seeds)
-            full_s, whole = whole_protocol_seconds(seconds, len(prompts), args.seeds, len(examples), args.batch_size)
+            full_s, whole = whole_protocol_seconds(
+                seconds, len(prompts), args.seeds, len(examples), args.batch_size,
+                (args.max_new_tokens, args.batch_size) == (parser.get_default("max_new_tokens"),
+                                                           parser.get_default("batch_size")))
             rows.append({"model": name, "set": set_name, "answers": answers, "tokens": tokens, "steps": steps,
                          "wall_s": seconds, "tokens_per_s": tokens / seconds, "full_protocol_s": full_s,
                          "measured_whole": whole})

@@ -22,6 +22,8 @@ def test_the_whole_set_under_the_five_seeds_is_reported_as_measured():
     cost = _module()
     assert cost.whole_protocol_seconds(123.0, 80, ["50", "40", "30", "20", "10"], 80, 16) == (123.0, True)
     assert cost.whole_protocol_seconds(123.0, 80, ["10"], 80, 16)[1] is False
+    # every row and seed, but at another token cap or batch: scaled, not the protocol's measured cost
+    assert cost.whole_protocol_seconds(123.0, 80, ["10", "20", "30", "40", "50"], 80, 16, False)[1] is False
 
 
 def test_an_answer_counts_its_tokens_up_to_and_including_its_first_eos():
