@@ -12,9 +12,8 @@ import numpy as np
 
 from kdbench.metric_specs import lookup, score_metrics
 from kdbench.results import load_examples
-from kdbench.stats import MDE_FACTOR, Comparison, compare, holm, prepare, resample_indices, score, seed_draws, two_level
-
-N_RESAMPLES = 1000
+from kdbench.stats import (MDE_FACTOR, MIN_RESAMPLES, MIN_SEEDS, Comparison, compare, holm, prepare, resample_indices,
+                           score, seed_draws, two_level)
 
 
 class Comparisons:
@@ -24,7 +23,8 @@ class Comparisons:
     of every seed position (positions: the largest seed count in the group), and those values are shared
     by every pair of methods: a pair only adds its own seed draws."""
 
-    def __init__(self, rows: list, tasks: list[str]):
+    def __init__(self, rows: list, tasks: list[str], n_resamples: int = MIN_RESAMPLES):
+        self.n_resamples = n_resamples  # B: kdbench.stats.resamples_for(the Holm family's size)
         self.rows = {row.method: row for row in rows}
         self.examples = {row.method: [load_examples(r) for r in row.runs] for row in rows}
         self.tasks = tasks
@@ -51,7 +51,7 @@ class Comparisons:
         if any(e is None or task not in e for e in per_run):
             return "no per-example outputs"
         splits = per_run[0][task]
-        values = np.zeros((len(per_run), self.positions, N_RESAMPLES))
+        values = np.zeros((len(per_run), self.positions, self.n_resamples))
         observed = np.zeros(len(per_run))
         count = 0
         for split, info in splits.items():
@@ -64,7 +64,7 @@ class Comparisons:
                 return f"no resampling for {', '.join(missing)}"
             # the same example draws for every method: seeded by the task, split, references and position only
             base = int(hashlib.sha256(f"{task}/{split}/{refs!r}".encode()).hexdigest()[:8], 16)
-            draws = [resample_indices(len(refs), N_RESAMPLES, base + j) for j in range(self.positions)]
+            draws = [resample_indices(len(refs), self.n_resamples, base + j) for j in range(self.positions)]
             whole = np.arange(len(refs))[None, :]
             for m in chosen:
                 for i, e in enumerate(per_run):
@@ -87,7 +87,7 @@ class Comparisons:
                 return f"no {metric} for {task} in {r['run_id']}"
             observed.append(float(value))
         observed = np.asarray(observed)
-        return np.broadcast_to(observed[:, None, None], (len(observed), self.positions, N_RESAMPLES)), observed, False
+        return np.broadcast_to(observed[:, None, None], (len(observed), self.positions, self.n_resamples)), observed, False
 
     def same_examples(self, a: str, b: str, task: str) -> bool:
         ea, eb = self.examples[a][0][task], self.examples[b][0][task]
@@ -99,7 +99,7 @@ class Comparisons:
         a_runs, b_runs = self.rows[method].runs, self.rows[ref].runs
         seed = int(hashlib.sha256(f"{method}/{ref}".encode()).hexdigest()[:8], 16)
         choice_a, choice_b, paired = seed_draws([r["seed"] for r in a_runs], [r["seed"] for r in b_runs],
-                                                N_RESAMPLES, seed)
+                                                self.n_resamples, seed)
         n = (len(a_runs), len(b_runs))
         out: dict[str, Comparison | str] = {}
         stars, observed = [], []
@@ -123,6 +123,15 @@ class Comparisons:
         else:
             out["avg"] = compare(np.mean(stars, axis=0), float(np.mean(observed)), n, paired)
         return out
+
+
+def planned_tests(rows: list, tasks: list[str], references: tuple[str, ...]) -> int:
+    """How many tests a table will hold at most (before they are computed, to choose B): every method against
+    every other reference present, per task and on the average, where both sides have MIN_SEEDS seeds."""
+    seeds = {row.method: len(row.runs) for row in rows}
+    pairs = sum(1 for row in rows for ref in references
+                if ref != row.method and ref in seeds and min(seeds[row.method], seeds[ref]) >= MIN_SEEDS)
+    return pairs * (len(tasks) + 1)
 
 
 def family(rows: list) -> list[Comparison]:

@@ -21,8 +21,8 @@ caption then says how many it holds.
 
 Comparisons: each method against `kd` and against `none`, per task and on the average: the difference
 Δ in score points with its 95% interval and two-sided p from a two-level bootstrap (seeds, then eval
-examples within each seed; paired by seed where both methods share seeds; 1,000 resamples), see
-kdbench.stats. Fewer than 3 seeds on a side: Δ only, and the reason. The p-values of one table are one
+examples within each seed; paired by seed where both methods share seeds; B resamples, at least 1,000
+and more for a wide table: kdbench.stats.resamples_for its number of tests), see kdbench.stats. Fewer than 3 seeds on a side: Δ only, and the reason. The p-values of one table are one
 family, Holm-adjusted; the table also gives the minimum detectable difference per task (α = 0.05, 80%
 power). They need the per-example outputs beside the records, and identical eval examples on both
 sides; otherwise the cell says why there is none.
@@ -36,11 +36,11 @@ from pathlib import Path
 from statistics import mean
 
 
-from kdbench.comparisons import Comparisons, adjust, mde
+from kdbench.comparisons import Comparisons, adjust, mde, planned_tests
 from kdbench.convergence import judge
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
 from kdbench.results import load_records
-from kdbench.stats import Comparison, mean_ci
+from kdbench.stats import MIN_RESAMPLES, Comparison, mean_ci, resamples_for
 from kdbench.students import newest_per_student, rows_by_variant
 
 REFERENCE_METHODS = ("kd", "none")
@@ -109,6 +109,7 @@ class Group:
     mde: dict[str, float] = field(default_factory=dict)  # task|"avg" -> minimum detectable difference (points)
     dirty: int = 0  # records from a tree with uncommitted changes (only with allow_dirty=true)
     description: str = ""  # the suite file's description, at the records' version (kdbench.leaderboard.suite_text)
+    resamples: int = MIN_RESAMPLES  # B of the table's bootstrap (kdbench.stats.resamples_for its family)
 
     @property
     def commits(self) -> int:
@@ -267,7 +268,8 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
-    comparisons = Comparisons(rows, tasks)
+    resamples = resamples_for(planned_tests(rows, tasks, REFERENCE_METHODS))
+    comparisons = Comparisons(rows, tasks, resamples)
     methods = {row.method for row in rows}
     for row in rows:
         for ref in REFERENCE_METHODS:
@@ -287,7 +289,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
             else:
                 why = "the per-example outputs hold no other metric"
             notes.append(f"Δ on {task} compares {', '.join(compared)} only ({why})")
-    group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
+    group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial, resamples=resamples)
     group.mde = mde(rows, tasks)
     group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
                                               info=suite_info)

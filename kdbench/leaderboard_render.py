@@ -13,7 +13,7 @@ from statistics import mean
 from pathlib import Path
 
 from kdbench.convergence import RULE
-from kdbench.comparisons import N_RESAMPLES, family
+from kdbench.comparisons import family
 from kdbench.leaderboard import Group, MethodRow, Summary, run_average
 from kdbench.metric_specs import higher_is_better, is_spread, score_metrics
 from kdbench.stats import MIN_SEEDS, Comparison
@@ -33,7 +33,7 @@ def fmt_summary(s: Summary | None, digits: int = 1) -> str:
 
 
 def fmt_p(p: float | None) -> str:
-    """A p-value as computed: bootstrap p-values are never below 1/(B+1), so none prints as 0 or "<"."""
+    """A p-value as computed: bootstrap p-values are never below 2/(B+1), so none prints as 0 or "<"."""
     if p is None:
         return DASH
     return f"{p:.3f}" if p >= 0.001 else f"{p:.4f}"
@@ -182,7 +182,8 @@ def statistics_caption(group: Group) -> str:
     text = ("Cells: mean ± 95% CI half-width over seeds (n runs). Δ vs kd / none: method − reference in the task's"
             f" score points{direction}, [95% interval], two-sided p from a"
             " two-level bootstrap (seeds, then eval examples within each seed; paired by seed where both share"
-            f" seeds; B = {N_RESAMPLES}, so p ≥ 1/{N_RESAMPLES + 1}); no test with fewer than {MIN_SEEDS} seeds.")
+            f" seeds; B = {group.resamples:,}, chosen from the table's size, so p ≥ 2/{group.resamples + 1:,});"
+            f" no test with fewer than {MIN_SEEDS} seeds.")
     if tests:
         text += (f" Holm over this table's {tests} test{'s' if tests != 1 else ''} (every method vs kd and vs none,"
                  " per task and on the average).")

@@ -16,10 +16,13 @@
   of that seed, and both are scored on the same examples); otherwise each method's seeds are drawn on
   their own (the examples of position j are still shared). Δ* = A* − B* per resample; the effect is
   the observed Δ with the 2.5–97.5 percentile interval of Δ*, and the two-sided p-value is
-  p = min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)), never below 1/(B+1) (with the +1 a
-  bootstrap p-value is a valid test; B appears in every caption). Fewer than `MIN_SEEDS` seeds on either
+  p = min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)), never below 2/(B+1) (with the +1 a
+  bootstrap p-value is a valid test; B appears in every caption). B grows with the Holm family
+  (`resamples_for`), so that floor never decides a wide table's verdicts. Fewer than `MIN_SEEDS` seeds on either
   side: no interval and no p, only Δ and the reason.
 - `holm(ps)`: Holm–Bonferroni step-down adjusted p-values of one family (a leaderboard table).
+- `resamples_for(m)`: B for a family of m tests: B + 1 ≥ 10·m/α (so the smallest Holm-adjusted p the
+  bootstrap can give, 2m/(B+1), is at most α/5), rounded up to a thousand, at least `MIN_RESAMPLES`.
 - `MDE_FACTOR · sd(Δ*)`: the minimum detectable difference at α = 0.05 (two-sided) and 80% power,
   (z_0.975 + z_0.8)·SE, with SE the bootstrap standard error, which holds both the seed and the example
   variance.
@@ -43,6 +46,7 @@ from kdbench.metric_specs import lookup
 MIN_SEEDS = 3  # fewer seeds in a cell: no interval, no p-value (the table says so)
 ALPHA, POWER = 0.05, 0.8
 MDE_FACTOR = float(scipy_stats.norm.ppf(1 - ALPHA / 2) + scipy_stats.norm.ppf(POWER))  # 2.8016
+MIN_RESAMPLES = 1000
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float | None, int]:
@@ -65,7 +69,7 @@ def resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
 
 def bootstrap_p(delta_star: np.ndarray) -> float:
     """Two-sided bootstrap p-value of Δ = 0 from B resampled differences, with the +1 correction:
-    min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)); never below 1/(B+1)."""
+    min(1, 2·min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)); never below 2/(B+1)."""
     below, above = int(np.sum(delta_star <= 0)), int(np.sum(delta_star >= 0))
     return float(min(1.0, 2.0 * (min(below, above) + 1) / (len(delta_star) + 1)))
 
@@ -104,7 +108,7 @@ class Comparison:
     n: tuple[int, int]  # seeds on each side
     low: float | None = None  # 95% percentile interval of Δ*
     high: float | None = None
-    p: float | None = None  # two-sided bootstrap p (≥ 1/(B+1))
+    p: float | None = None  # two-sided bootstrap p (≥ 2/(B+1))
     sd: float | None = None  # bootstrap standard error of Δ
     paired: bool = False
     reason: str | None = None  # why there is no interval and p (too few seeds)
@@ -118,6 +122,16 @@ def compare(delta_star: np.ndarray, observed: float, n: tuple[int, int], paired:
     low, high = np.percentile(delta_star, [2.5, 97.5])
     return Comparison(observed, n, float(low), float(high), bootstrap_p(delta_star), float(np.std(delta_star, ddof=1)),
                       paired)
+
+
+def resamples_for(tests: int) -> int:
+    """B for one Holm family of `tests` tests. Holm multiplies the smallest p by the family size, and a
+    bootstrap p is never below 2/(B+1), so at a fixed B = 1,000 a table of 26 or more tests could not
+    pass α = 0.05 however large its effects. B + 1 ≥ 10·m/α puts that floor at α/5 or below, and leaves
+    about ten resampled differences beyond zero at the per-test threshold α/m, so p there is resolved, not
+    rounded; rounded up to a thousand, and never below MIN_RESAMPLES."""
+    needed = math.ceil(10 * max(tests, 0) / ALPHA) - 1
+    return max(MIN_RESAMPLES, math.ceil(needed / 1000) * 1000)
 
 
 def holm(ps: list[float]) -> list[float]:

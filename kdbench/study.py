@@ -75,6 +75,7 @@ class Outcome:
     runs: list = field(default_factory=list)
     still_improving: int = 0
     budget_bound: str | None = None
+    resamples: int = 0  # B of its bootstrap (kdbench.stats.resamples_for the study's claims)
 
 
 def _claim_lines(text: str) -> list[int]:
@@ -181,10 +182,11 @@ def _cells(claims: list[Claim], results_dir: Path, allow_dirty: bool, path: Path
 def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Outcome]:
     """Every claim's comparison and verdict (one Holm family over the study's tests)."""
     from kdbench.comparisons import Comparisons
-    from kdbench.stats import MDE_FACTOR, holm
+    from kdbench.stats import MDE_FACTOR, holm, resamples_for
 
     _, claims = load_study(path)
     groups = _cells(claims, results_dir, allow_dirty, path)
+    resamples = resamples_for(len(claims))  # the Holm family: at most one test per claim
     outcomes = []
     for claim in claims:
         group = next((g for g in groups[claim.suite] if {claim.method, claim.reference} <= {r.method for r in g.rows}),
@@ -197,7 +199,7 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
         if claim.task != "avg" and claim.task not in group.tasks:
             outcomes.append(Outcome(claim, "not measured", f"the records hold no task {claim.task!r}"))
             continue
-        compare = Comparisons(rows, group.tasks if claim.task == "avg" else [claim.task])
+        compare = Comparisons(rows, group.tasks if claim.task == "avg" else [claim.task], resamples)
         metric = None if claim.metric == "score" else claim.metric
         result = compare.pair(claim.method, claim.reference, claim.task == "avg", metric)[claim.task]
         runs = [r for row in rows for r in row.runs]
@@ -217,6 +219,7 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
     for o, adjusted in zip(tested, holm([o.comparison.p for o in tested])):
         o.comparison.p_holm = adjusted
     for o in outcomes:
+        o.resamples = resamples
         if o.comparison is not None:
             o.verdict, o.why = _verdict(o.claim, o.comparison, o.means[1])
     return outcomes
@@ -239,7 +242,8 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float, co
         f" {(commit.get('sha') or 'unknown')[:7]}{' (uncommitted changes)' if commit.get('dirty') else ''}.", "",
         "Verdicts are computed (kdbench/study.py): Δ = method − reference with its 95% interval and p from a"
         " two-level bootstrap (seeds, then eval examples; run-level metrics such as CR@5 and perplexity resample"
-        " seeds only), Holm-adjusted over the study's tests, α = 0.05; MDE = minimum detectable difference (80%"
+        f" seeds only; B = {max((o.resamples for o in outcomes), default=0):,}, chosen from the number of claims),"
+        " Holm-adjusted over the study's tests, α = 0.05; MDE = minimum detectable difference (80%"
         " power). Published numbers are the papers' own setting (context only: only the direction is tested).", "",
         "| claim | cell | n seeds | method | reference | Δ [95% interval] | p | p Holm | MDE | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -7,7 +7,7 @@ import pytest
 
 from kdbench import metrics
 from kdbench.stats import (MDE_FACTOR, bootstrap_p, compare, holm, mean_ci, paired_bootstrap, resample_indices,
-                           resampled_scores, seed_draws, two_level)
+                           resampled_scores, resamples_for, seed_draws, two_level)
 
 
 def test_mean_ci_on_a_known_sample():
@@ -71,6 +71,21 @@ def test_holm_by_hand():
     # step-down monotonicity: a larger raw p never gets a smaller adjusted p
     assert holm([0.010, 0.011, 0.5]) == pytest.approx([0.03, 0.03, 0.5])
     assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2·0.8 capped at 1; 0.9 cannot fall below it
+
+
+def test_resamples_grow_with_the_holm_family():
+    # B + 1 ≥ 10·m/0.05 = 200·m, rounded up to a thousand, at least 1,000
+    assert [resamples_for(m) for m in (0, 1, 5, 6, 7, 20, 30)] == [1000, 1000, 1000, 2000, 2000, 4000, 6000]
+
+
+@pytest.mark.parametrize("tests", [3, 20, 25, 26, 30, 60, 200])
+def test_a_table_of_decisive_effects_passes_holm_at_any_width(tests):
+    # every test's resampled differences on one side of zero: each p is the floor 2/(B+1)
+    decisive = bootstrap_p(np.ones(resamples_for(tests)))
+    assert max(holm([decisive] * tests)) <= 0.05 / 5
+    # the fixed B = 1,000 this replaced: from 26 tests on (26·2/1001 > 0.05), no effect could pass
+    fixed = holm([bootstrap_p(np.ones(1000))] * tests)
+    assert (max(fixed) < 0.05) == (tests <= 25)
 
 
 def test_seed_draws_pair_by_seed_and_two_level_picks_the_drawn_runs():

@@ -198,7 +198,9 @@ def test_comparisons_are_seed_aware_paired_and_holm_adjusted(swept, capsys, tmp_
     kd_vs_none = rows["kd"].comparisons["none"]["sst2"]
     assert isinstance(kd_vs_none, Comparison) and kd_vs_none.paired and kd_vs_none.n == (3, 3)
     assert kd_vs_none.delta == pytest.approx(100.0 * 30 / n)  # none is wrong on 20, 30, 40 examples: 30 on average
-    assert kd_vs_none.low > 0 and kd_vs_none.p == pytest.approx(2 / 1001)  # never below 1/(B+1)
+    # 4 pairs (kd–none both ways, rlkd vs each) × (sst2, avg) = 8 tests: B + 1 ≥ 10·8/0.05, so B = 2,000
+    assert group.resamples == 2000
+    assert kd_vs_none.low > 0 and kd_vs_none.p == pytest.approx(2 / 2001)  # never below 2/(B+1)
     assert kd_vs_none.p_holm >= kd_vs_none.p and kd_vs_none.sd > 0
     # rlkd vs none: 2 more wrong examples at every seed: a small, consistent difference
     small = rows["rlkd"].comparisons["none"]["sst2"]
@@ -210,8 +212,8 @@ def test_comparisons_are_seed_aware_paired_and_holm_adjusted(swept, capsys, tmp_
     assert set(group.mde) == {"sst2", "avg"} and group.mde["sst2"] > 0
     assert main(["leaderboard", f"results_dir={results}"]) == 0
     out = capsys.readouterr().out
-    assert "Holm over this table's 8 tests" in out and "Minimum detectable difference" in out and "p ≥ 1/1001" in out
-    assert "p 0.002, Holm" in out
+    assert "Holm over this table's 8 tests" in out and "Minimum detectable difference" in out
+    assert "B = 2,000, chosen from the table's size, so p ≥ 2/2,001" in out and "p 0.0010, Holm" in out
 
 
 STUDY = """seeds = [0, 1, 2]
