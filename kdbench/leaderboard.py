@@ -244,11 +244,9 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     teacher = next((r["teacher_metrics"] for r in records if r.get("teacher_metrics")), {})
     if len(teacher_sets) > 1:
         notes.append(f"teacher scores differ between records ({len(teacher_sets)} versions); the first is shown")
-    teachers = max((len({r["teacher_cache"][t].get("weights_sha256") for r in records
-                         if r.get("teacher_cache", {}).get(t, {}).get("weights_sha256")}) for t in tasks), default=0)
-    if teachers > 1:  # a teacher cache rebuilt on another machine or thread count is another teacher
-        notes.append(f"the records were distilled from {teachers} different teachers on one task "
-                     f"(teacher_cache.weights_sha256): compare methods within one")
+    note = _teacher_versions_note(records, tasks)
+    if note:
+        notes.append(note)
     teacher_params = next((r["params"].get("teacher") for r in records if r["params"].get("teacher")), None)
     # a statement the suite file gained after these records ran still covers them while its version holds
     suite_info = current_suite_info(key[0], key[1])
@@ -296,6 +294,27 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     if reference:
         notes.append(f"published reference, not kdbench's rows: {reference}")
     return group
+
+
+def _teacher_versions_note(records: list[dict], tasks: list[str]) -> str | None:
+    """The note for records distilled from more than one fine-tuned teacher of a task (a teacher cache
+    rebuilt on another machine or thread count is other weights), naming the seeds behind each; None when
+    every task has one teacher."""
+    parts = []
+    for task in tasks:
+        seeds_of: dict[str, set] = defaultdict(set)
+        for r in records:
+            sha = r.get("teacher_cache", {}).get(task, {}).get("weights_sha256")
+            if sha:
+                seeds_of[sha].add(r["seed"])
+        if len(seeds_of) > 1:
+            groups = sorted(sorted(seeds) for seeds in seeds_of.values())
+            parts.append(f"{task} {len(groups)} (seeds " + " | ".join(", ".join(map(str, g)) for g in groups) + ")")
+    if not parts:
+        return None
+    return ("the records were distilled from more than one fine-tuned teacher (teacher_cache.weights_sha256): "
+            + "; ".join(parts) + "; a comparison pairs runs by seed, so it compares students of one teacher"
+            " only where both methods hold the same seeds")
 
 
 def current_suite_info(suite: str, version: str):

@@ -137,10 +137,12 @@ def test_record_names_the_fine_tuned_teacher_by_its_weights_sha256(tiny_results,
 def test_leaderboard_says_when_its_records_come_from_different_teachers(tiny_results):
     records = [json.loads(p.read_text()) for p in sorted((tiny_results / "glue_enc_tiny").glob("*.json"))]
     same = [r for r in records if r["student"]["name"] == "minilm-l6-2l"]
-    assert not any("different teachers" in n for n in build_group(group_key(same[0]), same).notes)
+    assert not any("fine-tuned teacher" in n for n in build_group(group_key(same[0]), same).notes)
     same[0]["teacher_cache"]["sst2"]["weights_sha256"] = "0" * 64  # as if its cache was rebuilt elsewhere
     notes = build_group(group_key(same[0]), same).notes
-    assert any("distilled from 2 different teachers" in n for n in notes)
+    note = next(n for n in notes if "more than one fine-tuned teacher" in n)
+    groups = sorted([[same[0]["seed"]], sorted({r["seed"] for r in same[1:]})])
+    assert "sst2 2 (seeds " + " | ".join(", ".join(map(str, g)) for g in groups) + ")" in note
 
 
 def test_leaderboard_renders_teacher_and_method_rows(capsys, tiny_results):
