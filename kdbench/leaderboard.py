@@ -24,8 +24,9 @@ Comparisons: each method against `kd` and against `none`, per task and on the av
 examples within each seed; paired by seed where both methods share seeds; B resamples, at least 1,000
 and more for a wide table: kdbench.stats.resamples_for its number of tests), see kdbench.stats. Fewer
 than 3 seeds on a side: Δ only, and the reason. The p-values of one table are one family, Holm-adjusted;
-the table also gives the minimum detectable difference per task (α = 0.05, 80% power). They need the per-example outputs beside the records, and identical eval examples on both
-sides; otherwise the cell says why there is none.
+the table also gives the minimum detectable difference per task (α = 0.05, 80% power). They need the
+per-example outputs beside the records, and identical eval examples on both sides; otherwise the cell
+says why there is none.
 """
 
 from __future__ import annotations
