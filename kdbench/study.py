@@ -75,7 +75,6 @@ class Outcome:
     runs: list = field(default_factory=list)
     still_improving: int = 0
     budget_bound: str | None = None
-    resamples: int = 0  # B of its bootstrap (kdbench.stats.resamples_for the study's claims)
 
 
 def _claim_lines(text: str) -> list[int]:
@@ -219,7 +218,6 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
     for o, adjusted in zip(tested, holm([o.comparison.p for o in tested])):
         o.comparison.p_holm = adjusted
     for o in outcomes:
-        o.resamples = resamples
         if o.comparison is not None:
             o.verdict, o.why = _verdict(o.claim, o.comparison, o.means[1])
     return outcomes
@@ -233,6 +231,7 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float, co
     """STUDY.md: one row per claim, then each claim's notes; the cost of the runs behind it. `commit` is
     kdbench.results.git_commit() taken before anything is written (the report itself is a tracked file)."""
     from kdbench.results import run_seconds
+    from kdbench.stats import resamples_for
 
     runs = {r["run_id"]: r for o in outcomes for r in o.runs}
     hours = sum(run_seconds(r) for r in runs.values()) / 3600
@@ -242,7 +241,7 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float, co
         f" {(commit.get('sha') or 'unknown')[:7]}{' (uncommitted changes)' if commit.get('dirty') else ''}.", "",
         "Verdicts are computed (kdbench/study.py): Δ = method − reference with its 95% interval and p from a"
         " two-level bootstrap (seeds, then eval examples; run-level metrics such as CR@5 and perplexity resample"
-        f" seeds only; B = {max((o.resamples for o in outcomes), default=0):,}, chosen from the number of claims),"
+        f" seeds only; B = {resamples_for(len(outcomes)):,}, chosen from the number of claims),"
         " Holm-adjusted over the study's tests, α = 0.05; MDE = minimum detectable difference (80%"
         " power). Published numbers are the papers' own setting (context only: only the direction is tested).", "",
         "| claim | cell | n seeds | method | reference | Δ [95% interval] | p | p Holm | MDE | verdict |",

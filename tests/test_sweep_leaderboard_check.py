@@ -263,6 +263,7 @@ def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versio
     assert "**supported**" in text.split("kd-beats-none")[1].split("\n")[0]
     assert "**supported**" in text.split("| rlkd-equals-none")[1].split("\n")[0]  # the same predictions: Δ ≡ 0
     assert "Cost: the 9 runs behind these verdicts" in text
+    assert "B = 1,000, chosen from the number of claims" in text  # 2 claims: the minimum B
     data = json.loads(out.with_suffix(".json").read_text())  # the same verdicts as data
     (kd,) = [c for c in data["claims"] if c["id"] == "kd-beats-none"]
     assert kd["verdict"] == "supported" and kd["seeds"] == [3, 3] and kd["ci95"][0] > 0 and kd["p_holm"] >= kd["p"]
