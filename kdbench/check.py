@@ -50,9 +50,9 @@ def baseline_file(baselines_dir: Path, key: tuple) -> Path:
     return baselines_dir / f"{key[0]}-{digest}.json"
 
 
-def newest_per_seed(records: list[dict]) -> dict[str, list[dict]]:
+def newest_per_seed(records: list[dict], suite: str) -> dict[str, list[dict]]:
     """row label -> the newest complete record of each of its students (the leaderboard's rule and rows)."""
-    return rows_by_variant(newest_per_student(records)[0])
+    return rows_by_variant(newest_per_student(records)[0], suite)
 
 
 def _values(runs: list[dict], undeclared: set[str] | None = None) -> dict[str, dict[str, list[float]]]:
@@ -93,7 +93,7 @@ def record_baselines(results_dir: Path, baselines_dir: Path, suite: str | None =
     written = []
     for key, records in sorted(groups.items()):
         methods = {}
-        for method, runs in newest_per_seed(records).items():
+        for method, runs in newest_per_seed(records, key[0]).items():
             methods[method] = {
                 task: {m: {"mean": mean(v), "std": stdev(v) if len(v) > 1 else 0.0, "n": len(v),
                            "higher_is_better": lookup(m).higher_is_better} for m, v in metrics.items()}
@@ -175,7 +175,7 @@ def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floo
             problems.append(f"{path}: unreadable baseline ({type(e).__name__}); re-record it")
             continue
         undeclared: set[str] = set()
-        current = {m: _values(runs, undeclared) for m, runs in newest_per_seed(records).items()}
+        current = {m: _values(runs, undeclared) for m, runs in newest_per_seed(records, key[0]).items()}
         if undeclared and skipped is not None:
             skipped.append(f"{label}: not gated, no declaration in kdbench.metric_specs: {', '.join(sorted(undeclared))}")
         for method, tasks in sorted(baseline.items()):

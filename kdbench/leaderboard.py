@@ -239,7 +239,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
     metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not is_spread(m)]
                     for t in tasks}
-    by_method = rows_by_variant(records)
+    by_method = rows_by_variant(records, key[0])
     notes = []
     teacher_sets = {repr(r["teacher_metrics"]) for r in records if r.get("teacher_metrics")}
     teacher = next((r["teacher_metrics"] for r in records if r.get("teacher_metrics")), {})

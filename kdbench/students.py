@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections import defaultdict
 
+from kdbench.errors import KdbenchError
 from kdbench.results import OPERATIONAL_KEYS, canonical_config
 
 # Config keys that do not change the trained student: paths, placement, the validation cadence (scored in
@@ -50,9 +51,13 @@ def newest_per_student(records: list[dict]) -> tuple[list[dict], list[dict]]:
     return [r for r in records if id(r) in kept], [r for r in records if id(r) not in kept]
 
 
-def rows_by_variant(records: list[dict]) -> dict[str, list[dict]]:
+def rows_by_variant(records: list[dict], suite: str | None = None) -> dict[str, list[dict]]:
     """Row label -> its records, oldest first. A method whose records differ in any other key gets one row
-    per variant, labelled by the keys that differ: `rlkd[k=10]`, `kd[train.lr=0.001]`."""
+    per variant. With `suite`, the variant that `kdbench run suite=<suite> method=<m>` trains today keeps the
+    plain name and the others are labelled by the keys where they differ from it: adding `kd` runs with
+    `method.divergence=akl` beside a table's `kd` rows gives `kd` and `kd[divergence=akl]`, so the table's
+    "vs kd" column still means the default kd. Without a suite (or where it no longer resolves), every variant
+    is labelled by all the keys its method's records differ in: `kd[divergence=fkl]`, `kd[divergence=akl]`."""
     by_method: dict[str, list[dict]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["created_at"]):
         by_method[r["method"]].append(r)
@@ -61,13 +66,25 @@ def rows_by_variant(records: list[dict]) -> dict[str, list[dict]]:
         flats = [_flat(r["config"]) for r in runs]
         keys = sorted({k for f in flats for k in f} - _ROW_KEYS)
         differing = [k for k in keys if len({f.get(k) for f in flats}) > 1]
+        default = _default_config(suite, method) if differing and suite else None
         for r, flat in zip(runs, flats):
+            shown = [k for k in differing if default is None or flat.get(k) != default.get(k)]
             label = method
-            if differing:
-                label += "[" + ",".join(f"{k.removeprefix('method_params.')}={_show(flat.get(k))}"
-                                        for k in differing) + "]"
+            if shown:
+                label += "[" + ",".join(f"{k.removeprefix('method_params.')}={_show(flat.get(k))}" for k in shown) + "]"
             out.setdefault(label, []).append(r)
     return out
+
+
+def _default_config(suite: str, method: str) -> dict[str, str] | None:
+    """The flattened config `kdbench run suite=<suite> method=<method>` resolves to now, with no overrides and
+    no environment; None where the suite file or the method is gone (a plug-in's, say)."""
+    from kdbench.config import resolve
+
+    try:
+        return _flat(resolve({"suite": suite, "method": method}, environ={}).to_dict())
+    except KdbenchError:
+        return None
 
 
 def _show(encoded: str | None) -> str:

@@ -141,7 +141,7 @@ def load_study(path: Path) -> tuple[list[int], list[Claim]]:
 
 def method_name(label: str) -> str:
     """The registered method of a claim's method or reference: a plain name (`uld`) or a leaderboard row label
-    of one variant of it (`uld[align=bytes]`, the keys its records differ in; kdbench.students.rows_by_variant)."""
+    of one variant of it (`uld[align=bytes]`, the keys where its records differ from a plain run; kdbench.students.rows_by_variant)."""
     return label.split("[", 1)[0]
 
 

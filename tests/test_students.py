@@ -61,3 +61,13 @@ def test_the_sweep_counts_a_record_from_before_a_key_existed_as_done():
     assert config_hash(before) != config_hash({**before, "student_init": "teacher"})
     assert after["train"]["keep"] == "last" and canonical_config(after) is not after  # the input stays as it was
     assert ("train", "keep") in LATER_KEYS
+
+
+def test_with_its_suite_the_variant_a_plain_run_trains_keeps_the_method_name():
+    fkl = [_record(seed=s, method_params={"divergence": "fkl"}) for s in (0, 1)]
+    akl = _record(seed=0, method_params={"divergence": "akl"}, created="2026-11-30T05:00:00Z")
+    assert sorted(rows_by_variant(fkl + [akl])) == ["kd[divergence=akl]", "kd[divergence=fkl]"]
+    rows = rows_by_variant(fkl + [akl], "char")  # `kdbench run suite=char method=kd` trains divergence=fkl
+    assert rows == {"kd": fkl, "kd[divergence=akl]": [akl]}
+    # where the suite does not resolve (a plug-in's, gone), every variant is labelled as before
+    assert sorted(rows_by_variant(fkl + [akl], "no_such_suite")) == ["kd[divergence=akl]", "kd[divergence=fkl]"]
