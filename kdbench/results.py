@@ -171,13 +171,19 @@ def versions() -> dict:
     return out
 
 
-def git_commit() -> dict:
-    """The commit of the kdbench checkout that ran, and whether it had uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
+# What a run executes or reads from the checkout. A change elsewhere (records and leaderboards under results/,
+# the README, tests, benchmarks) does not change a student, so a sweep in a checkout whose result files
+# moved is not "dirty"; one with an edited loss or suite file is.
+CODE_PATHS = ("kdbench", "suites", "pyproject.toml")
+
+
+def git_commit(root: Path | None = None) -> dict:
+    """The commit of the kdbench checkout that ran, and whether its code (CODE_PATHS) had uncommitted changes."""
+    root = root or Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return {"sha": None, "dirty": None}
     if sha.returncode != 0:

@@ -1,0 +1,41 @@
+"""Which uncommitted changes make a record "dirty" (kdbench.results.git_commit)."""
+import subprocess
+
+import pytest
+
+from kdbench.results import git_commit
+
+
+def _git(root, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    for rel in ("kdbench/losses.py", "suites/char.toml", "pyproject.toml", "results/char/kd-1.json", "README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("original\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "init")
+    return tmp_path
+
+
+def test_a_clean_checkout_and_one_whose_results_or_docs_changed_are_clean(checkout):
+    assert git_commit(checkout)["dirty"] is False
+    (checkout / "results/char/kd-1.json").unlink()  # a record moved aside before a re-run
+    (checkout / "README.md").write_text("edited\n")
+    (checkout / "results/char/kd-2.json").write_text("{}")  # untracked: never counted
+    state = git_commit(checkout)
+    assert state["dirty"] is False and len(state["sha"]) == 40
+
+
+@pytest.mark.parametrize("code", ["kdbench/losses.py", "suites/char.toml", "pyproject.toml"])
+def test_an_uncommitted_change_to_code_or_a_suite_file_is_dirty(checkout, code):
+    (checkout / code).write_text("edited\n")
+    assert git_commit(checkout)["dirty"] is True
+
+
+def test_outside_a_git_checkout_nothing_is_claimed(tmp_path):
+    assert git_commit(tmp_path) == {"sha": None, "dirty": None}
