@@ -14,7 +14,7 @@ its small ones ("hardness"), β the student's ("confidence"). ABKD's GPT-2 scrip
 
 Deviation from the authors' code (`distillm/losses.py:ab_div`), stated: its three one-parameter cases divide
 by β, α and α where the limits of the general form divide by β², α² and α² (derived by expanding the
-general form to first order in the vanishing parameter; tests/test_alpha_beta.py checks the continuity).
+general form to first order in the vanishing parameter; tests/test_akl_abkd.py checks the continuity).
 The two agree whenever that parameter is ±1, as in the KL cases. kdbench uses the limits, so that D is
 continuous in (α, β). Everything is computed from log-probabilities (p^α = exp(α ln p)), so no entry
 underflows to 0 before its power is taken; an entry with a −inf logit on either side (a masked vocabulary
