@@ -22,7 +22,7 @@ from kdbench.cache_entries import GB, prune
 from kdbench.checkpoint import Checkpointer
 from kdbench.convergence import curve_entry
 from kdbench.distiller import Distiller
-from kdbench.config import RunConfig, SuiteInfo
+from kdbench.config import RunConfig, SuiteInfo, suite_names
 from kdbench.errors import KdbenchError
 from kdbench.locks import file_lock
 from kdbench.methods.base import Method
@@ -71,6 +71,12 @@ def data_root_of(cfg: RunConfig) -> Path | None:
     return root
 
 
+def suites_that_sample() -> list[str]:
+    """The suites (their `_tiny` variants left out) whose kind has responses an on-policy method can sample."""
+    return [name for name in suite_names() if not name.endswith("_tiny")
+            and SUITE_KINDS.get(SuiteInfo.load(name).kind).samples_responses]
+
+
 def validate(cfg: RunConfig) -> list[str]:
     """Everything that can be checked without loading a model; returns the task list."""
     suite, info = suite_of(cfg)
@@ -81,8 +87,7 @@ def validate(cfg: RunConfig) -> list[str]:
     method = METHODS.get(cfg.method)
     if method.data_policy is not None and not suite.samples_responses:
         raise KdbenchError(f"method {cfg.method!r} trains on responses it samples, and suite {cfg.suite!r} classifies:"
-                           " it has no responses to sample; use a text or generation suite (char, perplexity, bleu,"
-                           " rouge, cer)")
+                           f" it has no responses to sample; use a text or generation suite ({', '.join(suites_that_sample())})")
     if method.cross_tokenizer and not suite.paired_examples:
         raise KdbenchError(f"method {cfg.method!r} pairs each training example as the teacher's and the student's"
                            f" tokenizers read it, and suite {cfg.suite!r} cuts its text into blocks per tokenizer;"

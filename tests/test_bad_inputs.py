@@ -144,6 +144,7 @@ CASES = [
     ("distillm unknown schedule", cli("run", "suite=char_tiny", "method=distillm", "method.schedule=cosine"),
      "unknown method.schedule 'cosine'"),
     ("on-policy on a classification suite", cli("run", "suite=glue_enc", "method=gkd"), "has no responses to sample"),
+    ("seqkd on a classification suite", cli("run", "suite=glue", "method=seqkd"), "use a text or generation suite (bleu,"),
     ("AKL head mass 0", cli("run", "method=kd", "method.divergence=akl", "method.mu=0"), "method.mu (AKL's head mass)"),
     ("JSD beta above 1", cli("run", "method=rlkd", "method.logits_loss=jsd", "method.beta=1.5"), "method.beta must be"),
     ("stride >= window", cli("run", "suite=perplexity_tiny", "eval.window=64", "eval.stride=64"), "stride"),
