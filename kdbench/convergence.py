@@ -27,6 +27,17 @@ results/calibration/): char-small (2 x 64) at lr 8e-3 dropped 2.7% over the last
 yet a run twice as long (10,000 steps) reached a best validation loss only 0.7% lower (1.4127 -> 1.4024),
 and its own tail dropped 1.1%. A 1% tail tolerance would call a budget unfinished that doubling improves
 by under 1%; 2% still refuses the 5,000-step curve above.
+
+Converged is not learned: a student whose validation loss never leaves its starting value also "converges".
+A second rule says whether the student learned at all, against its own start (step 0, before any update):
+
+- learned ⇔ the best validation loss after step 0 is at least 10% below the step-0 loss, or (where the task
+  has a score) the best validation score after step 0 is at least 1.0 point above the step-0 score.
+
+Why 10%: on the committed records (2026-12-03, 289 curves) every language-modelling curve that produced text
+dropped 30-84% below its step 0, while the minillm suite's kd[divergence=abkd] students, whose every answer
+is empty, moved −0.4% to +2.3%. Classification students with a pretrained encoder can start near their final
+loss (glue_enc fakd on MRPC: 1% lower) yet gain 2-4 accuracy points, which the score clause counts.
 """
 
 from __future__ import annotations
@@ -36,10 +47,13 @@ from statistics import mean
 LATE_SHARE = 0.2  # the share of the steps at the end whose improvement is measured
 LOSS_TOLERANCE = 0.02  # relative improvement of the best validation loss (why 2%: module docstring)
 SCORE_TOLERANCE = 1.0  # points (0–100) of the best validation score
+LEARNED_LOSS_DROP = 0.10  # relative drop below the step-0 validation loss that counts as learning (why: docstring)
 
 RULE = (f"converged when, over the last {LATE_SHARE:.0%} of the steps, the best validation loss improves by"
         f" < {LOSS_TOLERANCE:.0%} and the best validation score (where the task has one) by < {SCORE_TOLERANCE}"
         " point")
+LEARNED_RULE = (f"learned when the best validation loss after step 0 is ≥ {LEARNED_LOSS_DROP:.0%} below the step-0"
+                f" loss, or the best validation score (where the task has one) ≥ {SCORE_TOLERANCE} point above it")
 
 
 def point_score(point: list) -> float | None:
@@ -59,9 +73,24 @@ def better_point(point: list, than: list | None) -> bool:
     return point[1] < than[1]
 
 
+def learned(points: list) -> bool | None:
+    """Whether the student improved on its own start by LEARNED_RULE; None without a step-0 point and a later
+    one (a resumed curve keeps its step 0, so only curves written without one lack it)."""
+    start = next((p for p in points if p[0] == 0), None)
+    later = [p for p in points if p[0] > 0]
+    if start is None or not later:
+        return None
+    if start[1] > 0 and min(p[1] for p in later) <= (1 - LEARNED_LOSS_DROP) * start[1]:
+        return True
+    first = point_score(start)
+    scores = [s for p in later if (s := point_score(p)) is not None]
+    return first is not None and bool(scores) and max(scores) - first >= SCORE_TOLERANCE
+
+
 def judge(points: list) -> dict:
-    """{"converged": bool | None, "loss_drop": ..., "score_gain": ..., "rule": RULE}; None: too few points."""
-    out = {"rule": RULE, "converged": None, "loss_drop": None, "score_gain": None}
+    """{"converged": bool | None, "loss_drop": ..., "score_gain": ..., "rule": RULE, "learned": bool | None};
+    converged None: too few points."""
+    out = {"rule": RULE, "converged": None, "loss_drop": None, "score_gain": None, "learned": learned(points)}
     if len(points) < 2:
         return out
     last = points[-1][0]

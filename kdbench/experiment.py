@@ -331,6 +331,7 @@ def _run_task(run: _Run, task_name: str, last: bool) -> None:
     student, stats = _student_for(run, task_name, data, teacher)
     record.setdefault("curves", {})[task_name] = curve_entry(stats.curve, stats.kept_step)
     record["converged"] = all(c["converged"] for c in record["curves"].values())
+    record["learned"] = all(c["learned"] is not False for c in record["curves"].values())
 
     record["params"] = {"teacher": count_params(teacher), "student": count_params(student)}
     record["loss_curves"][task_name] = stats.loss_curve

@@ -38,7 +38,7 @@ from statistics import mean
 
 
 from kdbench.comparisons import Comparisons, adjust, mde, planned_tests
-from kdbench.convergence import judge
+from kdbench.convergence import judge, learned
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
 from kdbench.results import load_records
 from kdbench.stats import MIN_RESAMPLES, Comparison, mean_ci, resamples_for
@@ -92,6 +92,7 @@ class MethodRow:
     tokens_per_s: float | None = None
     diagnostics: dict[str, Summary] = field(default_factory=dict)  # e.g. "sst2 mor@5" -> summary
     improving: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (runs still improving, runs)
+    not_learned: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (runs that did not learn, runs)
     budget_bound: str | None = None  # the suite's statement that its students cannot plateau at this budget
     below_trivial: set = field(default_factory=set)  # tasks where the row is not clearly above the trivial baseline
 
@@ -235,6 +236,18 @@ def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]
     return out
 
 
+def _not_learned(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]:
+    """task -> (runs that never improved on their own step 0 by kdbench.convergence.learned, runs whose curve
+    has a step 0). Judged from the points, so records written before the rule existed are judged too."""
+    out = {}
+    for task in tasks:
+        verdicts = [learned(r["curves"][task].get("points", [])) for r in runs if task in r.get("curves", {})]
+        verdicts = [v for v in verdicts if v is not None]
+        if verdicts:
+            out[task] = (sum(v is False for v in verdicts), len(verdicts))
+    return out
+
+
 def build_group(key: tuple, records: list[dict]) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
     metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not is_spread(m)]
@@ -262,6 +275,7 @@ def build_group(key: tuple, records: list[dict]) -> Group:
         _cost(row, teacher_params)
         row.diagnostics = _diagnostics(runs)
         row.improving = _improving(runs, tasks)
+        row.not_learned = _not_learned(runs, tasks)
         row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), stated_bound)
         rows.append(row)
     trivial = _trivial(records, notes)

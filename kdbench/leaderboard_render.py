@@ -12,7 +12,7 @@ import io
 from statistics import mean
 from pathlib import Path
 
-from kdbench.convergence import RULE
+from kdbench.convergence import LEARNED_RULE, RULE
 from kdbench.comparisons import family
 from kdbench.leaderboard import Group, MethodRow, Summary, run_average
 from kdbench.metric_specs import higher_is_better, is_spread, score_metrics
@@ -68,14 +68,19 @@ def _trivial_cell(metrics: dict[str, float] | None, names: list[str]) -> tuple[s
 
 BELOW_TRIVIAL = "▽"
 IMPROVING = "↗"
+NOT_LEARNED = "✗"
 
 
 def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[str, float | None]:
-    """A task cell with its warnings: ▽ not clearly above the trivial baseline, ↗ k/n still improving, and
+    """A task cell with its warnings: ✗ k/n did not learn (their scores are not results), ▽ not clearly above
+    the trivial baseline, ↗ k/n still improving, and
     "budget-bound" on every cell of a suite that states its students cannot plateau at this budget, whether
     or not a run passes the rule (a learning rate decayed to 0 flattens any curve: README "Budget-bound
     suites")."""
     text, value = cell
+    k, n = row.not_learned.get(task, (0, 0))
+    if k:
+        text += f" {NOT_LEARNED} {k}/{n}"
     if task in row.below_trivial:
         text += f" {BELOW_TRIVIAL}"
     k, n = row.improving.get(task, (0, 0))
@@ -139,6 +144,9 @@ def section(group: Group) -> TableSection:
         rows.append(cells)
     all_rows = [teacher_row] + trivial_rows + rows
     notes = list(group.notes)
+    if any(k for row in group.rows for k, _ in row.not_learned.values()):
+        notes.append(f"{NOT_LEARNED} k/n: k of the n runs did not learn ({LEARNED_RULE}); their scores are not"
+                     " results of the method, only of this training failing")
     if any(row.below_trivial for row in group.rows):
         notes.append(f"{BELOW_TRIVIAL}: not clearly above the best trivial baseline (the 95% interval of the task score"
                      " reaches it)")

@@ -18,7 +18,9 @@ Verdicts, computed, never written by hand (α = 0.05, Holm-adjusted p):
   tell a difference smaller than its minimum detectable difference from none.
 - "equal": **supported** when the 95% interval of Δ lies within ±margin·|reference|; **contradicted**
   when p_Holm < α and |Δ| > margin·|reference|; otherwise **inconclusive (underpowered)**.
-- **not measured**: the cell has no records (yet), or too few seeds for a test (< 3); the line says which.
+- **not measured**: the cell has no records (yet), or too few seeds for a test (< 3), or some of the
+  method's or reference's runs did not learn (kdbench.convergence.learned: their Δ is shown, not judged);
+  the line says which.
 
 Writes `out` (STUDY.md) and, beside it, the same per claim as data (`out` with .json: the cell, Δ with its
 95% interval, p, p_Holm, the minimum detectable effect, the verdict and why; `outcomes_json`).
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdbench.convergence import LEARNED_RULE, learned
 from kdbench.config import DEFAULT_RESULTS_DIR
 from kdbench.errors import KdbenchError
 
@@ -74,6 +77,7 @@ class Outcome:
     mde: float | None = None
     runs: list = field(default_factory=list)
     still_improving: int = 0
+    not_learned: dict = field(default_factory=dict)  # method -> runs that did not learn (kdbench.convergence.learned)
     budget_bound: str | None = None
 
 
@@ -204,6 +208,7 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
         runs = [r for row in rows for r in row.runs]
         outcome = Outcome(claim, "not measured", runs=runs,
                           still_improving=sum(k for row in rows for k, _ in row.improving.values()),
+                          not_learned=_not_learned(rows, group.tasks if claim.task == "avg" else [claim.task]),
                           budget_bound=next((row.budget_bound for row in rows if row.budget_bound), None))
         if isinstance(result, str):
             outcome.why = result
@@ -220,7 +225,21 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
     for o in outcomes:
         if o.comparison is not None:
             o.verdict, o.why = _verdict(o.claim, o.comparison, o.means[1])
+            if o.not_learned:  # a score from a student that has not learned is not a result (README)
+                o.verdict, o.why = "not measured", "; ".join(
+                    f"{k} of the runs of {method} did not learn" for method, k in o.not_learned.items())
     return outcomes
+
+
+def _not_learned(rows: list, tasks: list[str]) -> dict[str, int]:
+    """method -> how many of its runs did not learn on some of `tasks` (only methods with such runs)."""
+    out = {}
+    for row in rows:
+        bad = {i for i, r in enumerate(row.runs) for t in tasks
+               if t in r.get("curves", {}) and learned(r["curves"][t].get("points", [])) is False}
+        if bad:
+            out[row.method] = len(bad)
+    return out
 
 
 def _fmt(value, spec=".3f") -> str:
@@ -264,8 +283,11 @@ def render(outcomes: list[Outcome], command: str, path: Path, seconds: float, co
                      + (f" Published: {published}." if published else "")
                      + f" Verdict: **{o.verdict}**" + (f" ({o.why})" if o.why else "") + ".")
         # the suite's budget-bound statement holds for runs that pass the rule too (kdbench.leaderboard_render._marked)
-        notes = ([f"{o.still_improving} of its runs were still improving at their last step"] if o.still_improving
-                 else []) + ([f"the suite is budget-bound: {o.budget_bound}"] if o.budget_bound else [])
+        notes = ([f"its comparison above is shown but not judged: a score from a student that did not learn is not a"
+                   f" result ({LEARNED_RULE})"] if o.not_learned
+                 else [])
+        notes += ([f"{o.still_improving} of its runs were still improving at their last step"] if o.still_improving
+                  else []) + ([f"the suite is budget-bound: {o.budget_bound}"] if o.budget_bound else [])
         if notes:
             lines.append("  - " + "; ".join(notes) + ".")
     lines += ["", f"Cost: the {len(runs)} runs behind these verdicts took {hours:.2f} hours (their records' teacher,"
@@ -288,6 +310,7 @@ def outcomes_json(outcomes: list[Outcome], command: str, path: Path, commit: dic
             "delta": c.delta if c else None, "ci95": [c.low, c.high] if c and c.low is not None else None,
             "p": c.p if c else None, "p_holm": c.p_holm if c else None, "mde": o.mde,
             "verdict": o.verdict, "why": o.why, "runs_still_improving": o.still_improving,
+            "runs_not_learned": o.not_learned,
         })
     return {"study": str(path), "command": command, "code": commit,
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "claims": claims}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kdbench.convergence import auto_eval_every, judge, point_score
+from kdbench.convergence import auto_eval_every, judge, learned, point_score
 from kdbench.data.local import Split
 from kdbench.errors import KdbenchError
 from kdbench.validation import VAL_SEED, carve
@@ -34,6 +34,19 @@ def test_a_score_still_rising_keeps_a_curve_from_converging():
     assert verdict["score_gain"] == pytest.approx(2.0) and verdict["converged"] is False
     points[-1][2]["accuracy"] = 80.5
     assert judge(points)["converged"] is True
+
+
+def test_a_student_that_never_leaves_its_start_converges_but_did_not_learn():
+    # the minillm suite's kd[divergence=abkd] seed-0 curve (every answer empty): best 2.3% below step 0
+    collapsed = curve((0, 16.31, {}), (5, 19.75, {}), (30, 15.96, {}), (40, 15.93, {}), (50, 16.05, {}))
+    assert judge(collapsed)["converged"] is True and judge(collapsed)["learned"] is False
+    assert learned(curve((0, 10.0, {}), (50, 9.0, {}))) is True  # exactly 10% below: learned
+    assert learned(curve((0, 10.0, {}), (50, 9.01, {}))) is False
+    # a pretrained encoder can start near its final loss and still learn its task: the score clause
+    assert learned(curve((0, 0.70, {"accuracy": 70.0}), (50, 0.69, {"accuracy": 71.0}))) is True
+    assert learned(curve((0, 0.70, {"accuracy": 70.0}), (50, 0.69, {"accuracy": 70.9}))) is False
+    # without a step 0 (or a later point) there is nothing to compare with
+    assert learned(curve((10, 1.0, {}), (20, 0.5, {}))) is None and learned(curve((0, 1.0, {}))) is None
 
 
 def test_a_rising_validation_loss_counts_as_converged():

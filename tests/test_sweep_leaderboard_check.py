@@ -96,6 +96,35 @@ def test_leaderboard_marks_still_improving_runs_and_students_at_the_trivial_base
     assert "budget-bound: plateau needs ~5,000 steps (extrapolated)" in out
 
 
+def test_runs_that_did_not_learn_are_marked_and_the_study_does_not_judge_them(swept, capsys, tmp_path):
+    """A student whose validation loss never leaves its step-0 value (the minillm suite's ABKD students) has
+    "converged" by the rule, yet did not learn: the leaderboard marks its cells ✗ k/n and the study shows
+    its Δ but gives no verdict on it."""
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    _third_seed(results, lambda method, seed, refs: refs)
+    for path in (results / "glue_enc_tiny").glob("*.json"):
+        record = json.loads(path.read_text())
+        stuck = path.name.startswith("kd-") and record["seed"] == 0
+        for i, point in enumerate(record["curves"]["sst2"]["points"]):
+            point[1], point[2] = 2.0 if i == 0 and not stuck else 1.0, {"accuracy": 50.0}
+        path.write_text(json.dumps(record))
+    assert main(["leaderboard", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "✗ 1/3" in next(line for line in out.splitlines() if line.startswith("kd "))
+    assert not any("✗" in line for line in out.splitlines() if line.split(" ")[0] in ("none", "rlkd"))
+    assert "k of the n runs did not learn (learned when the best validation loss after step 0" in out
+    study_file, report = tmp_path / "study.toml", tmp_path / "STUDY.md"
+    study_file.write_text(STUDY)
+    assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={report}"]) == 0
+    row = report.read_text().split("| kd-beats-none |")[1].split("\n")[0]
+    assert "**not measured**" in row and " / 3 |" in row and "[" in row  # the Δ and its interval stay shown
+    assert "(1 of the runs of kd did not learn)" in report.read_text()
+    assert "**supported**" in report.read_text().split("| rlkd-equals-none")[1].split("\n")[0]
+    claims = json.loads(report.with_suffix(".json").read_text())["claims"]
+    assert next(c for c in claims if c["id"] == "kd-beats-none")["runs_not_learned"] == {"kd": 1}
+
+
 def test_a_budget_bound_suite_marks_every_cell_even_runs_that_pass_the_rule(swept, capsys, tmp_path, monkeypatch):
     """A suite's budget-bound statement covers its converged-looking runs too (a learning rate decayed to 0
     flattens any curve), and a statement the suite file gained after the records ran covers them while the
@@ -106,8 +135,8 @@ def test_a_budget_bound_suite_marks_every_cell_even_runs_that_pass_the_rule(swep
     shutil.copytree(swept[0], results)
     for path in (results / "glue_enc_tiny").glob("*.json"):  # every curve flat: each run passes the rule
         record = json.loads(path.read_text())
-        for point in record["curves"]["sst2"]["points"]:
-            point[1], point[2] = 1.0, {"accuracy": 50.0}
+        for i, point in enumerate(record["curves"]["sst2"]["points"]):  # learned by step 1, flat since
+            point[1], point[2] = 2.0 if i == 0 else 1.0, {"accuracy": 50.0}
         path.write_text(json.dumps(record))
     own = SuiteInfo.load("glue_enc_tiny")
     statement = "still falling at 10x the budget (calibration)"
@@ -162,7 +191,9 @@ def test_leaderboard_never_mixes_suite_versions(swept, capsys, tmp_path):
 
 
 def _third_seed(results, predictions_of):
-    """Give every method a seed-2 run (a copy of its seed-1 run) and set each run's eval predictions."""
+    """Give every method a seed-2 run (a copy of its seed-1 run) and set each run's eval predictions. The tiny
+    sweep's students barely move in their few steps; the hand-set predictions are a trained student's, so
+    each curve's step 0 is raised to match (kdbench.convergence.learned)."""
     folder = results / "glue_enc_tiny"
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
@@ -178,6 +209,9 @@ def _third_seed(results, predictions_of):
         split = examples["sst2"]["dev"]
         split["predictions"] = {"model": predictions_of(record["method"], record["seed"], split["references"])}
         examples_path.write_text(json.dumps(examples))
+        points = record["curves"]["sst2"]["points"]
+        points[0][1] = 2 * max(p[1] for p in points)
+        path.write_text(json.dumps(record))
 
 
 def test_comparisons_are_seed_aware_paired_and_holm_adjusted(swept, capsys, tmp_path):
@@ -250,8 +284,8 @@ def test_study_computes_verdicts_from_the_records_and_refuses_mixed_suite_versio
                                                     for i, y in enumerate(refs)])
     for path in (results / "glue_enc_tiny").glob("*.json"):  # a budget-bound suite whose runs all pass the rule
         record = json.loads(path.read_text())
-        for point in record["curves"]["sst2"]["points"]:
-            point[1], point[2] = 1.0, {"accuracy": 50.0}
+        for i, point in enumerate(record["curves"]["sst2"]["points"]):  # learned by step 1, flat since
+            point[1], point[2] = 2.0 if i == 0 else 1.0, {"accuracy": 50.0}
         record["budget_bound"] = "still falling at 10x the budget" if path.name.startswith("none-") else None
         path.write_text(json.dumps(record))
     study_file, out = tmp_path / "study.toml", tmp_path / "STUDY.md"
