@@ -45,6 +45,11 @@ def test_the_shipped_study_file_is_valid():
     assert [(c.id, c.method, c.reference) for c in cross] == [("uld-index-bleu", "uld", "none"),
                                                            ("uld-bytes-bleu", "uld[align=bytes]", "none"),
                                                            ("bytes-over-index-bleu", "uld[align=bytes]", "uld")]
+    _, minillm = load_study(__import__("pathlib").Path("studies/minillm_methods.toml"))
+    assert [(c.id, c.method, c.reference) for c in minillm] == [
+        ("distillm-dolly", "distillm", "kd"), ("minillm-dolly", "minillm", "kd"),
+        ("akl-dolly", "kd[divergence=akl]", "kd"), ("akl-r-dolly", "rlkd[logits_loss=akl]", "kd[divergence=akl]"),
+        ("abkd-dolly", "kd[divergence=abkd]", "kd")]
 
 
 @pytest.mark.parametrize("old, new, message", [
