@@ -63,6 +63,8 @@ run keys (defaults from suites/<suite>.toml, then the code):
 sweep keys: methods=[none,kd,rlkd,fakd] seeds=[0,1,2] and any run key (method.* keys reach the methods that take them)
 calibrate keys: lrs=[1e-4,3e-4] steps=N teacher_steps=N teacher_lrs=[...] points=20 and any run key
 leaderboard keys: suite=glue results_dir=runs allow_dirty=false
+status keys: suite=glue results_dir=runs allow_dirty=false out=STATUS.md  (are the students trained? per table,
+  task and method: ÷ teacher, the best trivial baseline, learned and still-improving runs, seeds, wall time)
 study keys: file=studies/published_effects.toml results_dir=runs out=<results_dir>/STUDY.md run=false allow_dirty=false
   (run=true first runs each claim's sweep; data_dir= and cache_dir= reach it)
 check keys: results_dir=runs baselines_dir=baselines suite=NAME record=true floor=1.0 rel_floor=0.05 strict=false
@@ -81,7 +83,7 @@ def usage() -> str:
     return USAGE.replace("{suites}", suites)
 
 
-COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "study", "check", "cache")
+COMMANDS = ("run", "sweep", "calibrate", "ls", "leaderboard", "status", "study", "check", "cache")
 
 
 MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
@@ -228,6 +230,35 @@ def _cmd_leaderboard(args: list[str]) -> int:
     return 0
 
 
+def _cmd_status(args: list[str]) -> int:
+    import time
+
+    from kdbench.config import check_name, convert, parse_overrides
+    from kdbench.leaderboard import collect
+    from kdbench.results import atomic_write_text
+    from kdbench.training_status import render
+
+    values = parse_overrides(args)
+    _keys(values, ("suite", "results_dir", "allow_dirty", "out"), "status")
+    suite = values.get("suite")
+    if suite is not None:
+        check_name("suite", suite)
+    results_dir = _results_dir(values)
+    groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool),
+                              compare=False)
+    if not groups:
+        raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
+    text = render(groups, f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `kdbench status"
+                          f"{''.join(f' {k}={v}' for k, v in values.items())}` from {results_dir}.")
+    print(text)
+    for note in skipped:
+        print(f"left out: {note}", file=sys.stderr)
+    if values.get("out"):
+        atomic_write_text(Path(values["out"]), text)
+        print(f"written: {values['out']}", file=sys.stderr)
+    return 0
+
+
 def _cmd_check(args: list[str]) -> int:
     from kdbench.check import check, check_verdicts, record_baselines, record_verdicts, report
     from kdbench.config import check_name, convert, parse_overrides
@@ -322,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[0], argv[1:]
     handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "calibrate": _cmd_calibrate, "ls": _cmd_ls,
-                "leaderboard": _cmd_leaderboard, "study": _cmd_study, "check": _cmd_check, "cache": _cmd_cache}
+                "leaderboard": _cmd_leaderboard, "status": _cmd_status, "study": _cmd_study, "check": _cmd_check, "cache": _cmd_cache}
     try:
         if command not in handlers:
             raise KdbenchError(f"unknown command {command!r}; {did_you_mean(command, list(COMMANDS))}")

@@ -248,7 +248,7 @@ def _not_learned(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int
     return out
 
 
-def build_group(key: tuple, records: list[dict]) -> Group:
+def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
     tasks = sorted({t for r in records for t in r["metrics"]})
     metric_names = {t: [m for m in next(r["metrics"][t] for r in records if t in r["metrics"]) if not is_spread(m)]
                     for t in tasks}
@@ -281,6 +281,11 @@ def build_group(key: tuple, records: list[dict]) -> Group:
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
+    if not compare:  # the rows and their marks without the bootstrap (kdbench status)
+        group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
+        group.description = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
+                                       info=suite_info)[0]
+        return group
     resamples = resamples_for(planned_tests(rows, tasks, REFERENCE_METHODS))
     comparisons = Comparisons(rows, tasks, resamples)
     methods = {row.method for row in rows}
@@ -364,8 +369,10 @@ def is_dirty(record: dict) -> bool:
     return bool((record.get("git_commit") or {}).get("dirty"))
 
 
-def collect(results_dir: Path, suite: str | None = None, allow_dirty: bool = False) -> tuple[list[Group], list[str]]:
-    """Leaderboard groups of the complete records under results_dir, and a note for each record left out."""
+def collect(results_dir: Path, suite: str | None = None, allow_dirty: bool = False,
+            compare: bool = True) -> tuple[list[Group], list[str]]:
+    """Leaderboard groups of the complete records under results_dir, and a note for each record left out;
+    compare=False leaves out the comparisons (their bootstrap is most of the time)."""
     records, skipped = load_records(results_dir, suite)
     complete = []
     for r in records:
@@ -382,7 +389,7 @@ def collect(results_dir: Path, suite: str | None = None, allow_dirty: bool = Fal
         groups[group_key(r)].append(r)
     out = []
     for key in sorted(groups):
-        group = build_group(key, groups[key])
+        group = build_group(key, groups[key], compare)
         group.duplicates = sum(group_key(r) == key for r in repeats)
         group.dirty = sum(is_dirty(r) for r in groups[key])
         out.append(group)

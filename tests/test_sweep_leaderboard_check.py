@@ -503,3 +503,43 @@ def test_a_claim_may_name_a_variant_row_and_run_refuses_it(swept, capsys, tmp_pa
     assert main(["study", f"file={study_file}", f"results_dir={results}", f"out={tmp_path / 'x.md'}", "run=true"]) == 2
     err = capsys.readouterr().err
     assert "names a variant row" in err and "method.align=bytes" in err and not (tmp_path / "x.md").exists()
+
+
+def test_status_says_per_task_and_method_whether_the_students_are_trained(swept, capsys, tmp_path):
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    stuck = min((results / "glue_enc_tiny").glob("kd-*.json"))  # one kd run never leaves its step 0
+    for path in (results / "glue_enc_tiny").glob("*.json"):  # the tiny sweep's 4 steps barely move: set curves
+        record = json.loads(path.read_text())
+        for i, point in enumerate(record["curves"]["sst2"]["points"]):
+            point[1] = 2.0 if i == 0 and path != stuck else 1.0
+        path.write_text(json.dumps(record))
+    out = tmp_path / "STATUS.md"
+    assert main(["status", f"results_dir={results}", f"out={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == out.read_text() + "\n"
+    rows = {line.split(" | ")[2]: line.split(" | ") for line in printed.splitlines() if "| sst2 |" in line}
+    assert set(rows) == {"none", "kd", "rlkd"}
+    records = [json.loads(p.read_text()) for p in (results / "glue_enc_tiny").glob("*.json")]
+    teacher = records[0]["teacher_metrics"]["sst2"]["accuracy"]
+    for method, cells in rows.items():
+        accuracies = [r["metrics"]["sst2"]["accuracy"] for r in records if r["method"] == method]
+        student = sum(accuracies) / len(accuracies)
+        assert cells[3] == "2" and cells[4] == f"{student:.3g} (accuracy)"
+        assert cells[6] == f"{student / teacher:.2f}"  # accuracy: student ÷ teacher
+        assert cells[7].startswith("majority class ")
+    assert rows["kd"][9] == "1/2" and rows["none"][9] == "2/2" and rows["rlkd"][9] == "2/2"
+    assert "a score from a student that has not learned is not a result" in printed
+    assert main(["status", f"results_dir={results}", "sort=score"]) == 2
+    assert "unknown key 'sort' for status" in capsys.readouterr().err
+
+
+def test_status_ratios_point_the_same_way_for_every_metric():
+    from kdbench.training_status import headline, ratio_to_teacher
+
+    assert ratio_to_teacher(80.0, 90.0, "accuracy") == pytest.approx(80 / 90)
+    assert ratio_to_teacher(120.0, 24.0, "perplexity") == pytest.approx(0.2)  # 5x the teacher's perplexity
+    assert ratio_to_teacher(60.0, 50.0, "cer") == pytest.approx(50 / 60)
+    assert headline(["accuracy", "f1"]) == ["accuracy", "f1"]  # 0-100 scores average
+    assert headline(["loss", "perplexity", "cer"]) == ["loss"]  # these do not: the first alone
+    assert headline(["bleu", "cer"]) == ["bleu"]

@@ -1,0 +1,106 @@
+"""`kdbench status`: are the students trained? One row per leaderboard table, task and method, from the
+records alone (kdbench.leaderboard.collect groups them as the leaderboard does):
+
+- seeds: the runs behind the row;
+- score: the task's headline over seeds: the mean of its 0-100 score metrics (accuracy and F1, the ROUGEs), or
+  its first metric where they do not average (loss, perplexity, CER);
+- ÷ teacher: student ÷ teacher for higher-is-better scores and teacher ÷ student for lower-is-better ones
+  (perplexity, CER), so that 1.00 is the teacher's level either way;
+- trivial: the best trivial baseline of the task on the same metrics (majority class, constant mean, unigram,
+  empty output, copy the prompt), and whether the row is clearly above it (▽ when its 95% interval reaches it);
+- learned k/n and still improving k/n (kdbench.convergence: `learned` and the convergence rule), and the
+  suite's budget-bound statement where it has one;
+- wall s: the mean of the runs' record seconds (kdbench.results.run_seconds).
+
+It answers the question a score cannot: whether the number is a trained student's (README "Students that
+learn"). Nothing here tests one method against another; the leaderboard does that.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+from kdbench.leaderboard import Group, MethodRow
+from kdbench.metric_specs import higher_is_better, lookup, score_metrics
+from kdbench.results import run_seconds
+
+COLUMNS = ("table", "task", "method", "seeds", "score", "teacher", "÷ teacher", "best trivial baseline",
+           "above it", "learned", "still improving", "budget-bound", "wall s per run")
+
+
+def headline(names: list[str]) -> list[str]:
+    """The metrics a status row reports: the task's score metrics when they are 0-100 task scores that average
+    (accuracy and F1, the ROUGEs), else the first alone (loss, perplexity and CER do not average)."""
+    names = score_metrics(names)
+    if names and all((spec := lookup(m)) is not None and spec.task_score for m in names):
+        return names
+    return names[:1]
+
+
+def _score(metrics: dict) -> tuple[float, list[str]] | None:
+    """(mean of the task's headline metrics, those metrics) from {metric: value or Summary}."""
+    names = headline(list(metrics))
+    if not names:
+        return None
+    values = [metrics[m][0] if isinstance(metrics[m], tuple) else metrics[m] for m in names]
+    return mean(values), names
+
+
+def ratio_to_teacher(student: float, teacher: float, metric: str) -> float | None:
+    """1.0 at the teacher's level; below 1 worse than the teacher, whichever way the metric points."""
+    if higher_is_better(metric):
+        return student / teacher if teacher else None
+    return teacher / student if student else None
+
+
+def best_trivial(group: Group, task: str, names: list[str]) -> tuple[str, float] | None:
+    """The trivial baseline closest to a good score on exactly `names` (baselines lacking one are skipped)."""
+    found = [(name, mean(per_task[task][m] for m in names)) for name, per_task in group.trivial.items()
+             if task in per_task and all(m in per_task[task] for m in names)]
+    if not found:
+        return None
+    return (max if higher_is_better(names[0]) else min)(found, key=lambda item: item[1])
+
+
+def _fraction(counts: tuple[int, int] | None) -> str:
+    return f"{counts[0]}/{counts[1]}" if counts else "–"
+
+
+def _row(group: Group, task: str, row: MethodRow) -> list[str] | None:
+    scored = _score(row.tasks.get(task, {}))
+    if scored is None:
+        return None
+    value, names = scored
+    teacher = _score({m: v for m, v in group.teacher.get(task, {}).items() if m in names})
+    ratio = ratio_to_teacher(value, teacher[0], names[0]) if teacher and len(teacher[1]) == len(names) else None
+    trivial = best_trivial(group, task, names)
+    learned = row.not_learned.get(task)
+    return [group.title, task, row.method, str(len(row.runs)), f"{value:.3g} ({'/'.join(names)})",
+            f"{teacher[0]:.3g}" if teacher else "–", f"{ratio:.2f}" if ratio is not None else "–",
+            f"{trivial[0]} {trivial[1]:.3g}" if trivial else "–",
+            ("▽ no" if task in row.below_trivial else "yes") if trivial else "–",
+            f"{learned[1] - learned[0]}/{learned[1]}" if learned else "–", _fraction(row.improving.get(task)),
+            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}"]
+
+
+def status_rows(groups: list[Group]) -> list[list[str]]:
+    """Every table's tasks and methods, in the leaderboard's order (none, kd, then the rest)."""
+    return [cells for group in groups for task in group.tasks for row in group.rows
+            if (cells := _row(group, task, row)) is not None]
+
+
+def render(groups: list[Group], generated: str) -> str:
+    """The status table as markdown, with what its columns mean."""
+    from kdbench.convergence import LEARNED_RULE, RULE
+
+    lines = ["# Are the students trained?", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in status_rows(groups)]
+    lines += ["", "÷ teacher: student ÷ teacher for higher-is-better scores, teacher ÷ student for lower-is-better"
+                  " ones (perplexity, CER): 1.00 is the teacher's level. Above it: the row's 95% interval stays"
+                  " clear of the best trivial baseline (▽: it reaches it).",
+              f"Learned k/n: k of the n runs learned ({LEARNED_RULE}); a score from a student that has not learned"
+              " is not a result.",
+              f"Still improving k/n: by the convergence rule ({RULE}). Budget-bound: the suite states that its"
+              " students cannot plateau at this budget (its leaderboard gives the figures).", "", generated, ""]
+    return "\n".join(lines)
