@@ -31,6 +31,7 @@ class Comparisons:
         self.positions = max(len(row.runs) for row in rows)
         self.cache: dict[tuple, tuple | str] = {}
         self.compared: dict[str, list[str]] = {}  # task -> the metrics its comparisons score
+        self.seeds_only: set[str] = set()  # tasks scored by one run-level value: the bootstrap draws seeds alone
 
     def run_values(self, method: str, task: str, metric: str | None = None) -> tuple[np.ndarray, np.ndarray, bool] | str:
         """(values (runs, positions, B), observed score per run, whether they come from the per-example
@@ -49,6 +50,11 @@ class Comparisons:
         if metric is not None and metric not in held:
             return self._run_level(method, task, metric)
         if any(e is None or task not in e for e in per_run):
+            headline = score_metrics(list(self.rows[method].tasks.get(task, {})))
+            if metric is None and len(headline) == 1:  # one run-level score (perplexity): its seeds still resample
+                self.compared[task] = headline
+                self.seeds_only.add(task)
+                return self._run_level(method, task, headline[0])
             return "no per-example outputs"
         splits = per_run[0][task]
         values = np.zeros((len(per_run), self.positions, self.n_resamples))

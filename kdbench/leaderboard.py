@@ -298,7 +298,12 @@ def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
                 continue
             row.comparisons[ref] = comparisons.pair(row.method, ref, row.average is not None)
     adjust(rows)
+    for task in sorted(comparisons.seeds_only):
+        notes.append(f"Δ on {task} resamples seeds only: the records keep {comparisons.compared[task][0]} per run,"
+                     " not per example")
     for task, compared in sorted(comparisons.compared.items()):
+        if task in comparisons.seeds_only:
+            continue
         if set(compared) != set(metric_names[task]):
             scored = score_metrics(metric_names[task])
             beside = [m for m in metric_names[task] if m not in scored]

@@ -172,3 +172,25 @@ def test_runs_of_one_system_are_averaged():
     labels = [1, 1, 1, 1]
     runs = [[1, 1, 1, 1], [1, 1, 0, 0]]  # 100 and 50
     assert resampled_scores("accuracy", runs, labels, np.arange(4)[None, :])[0] == 75.0
+
+
+def test_a_run_level_score_without_per_example_outputs_is_compared_over_seeds():
+    """The perplexity suite keeps one perplexity per run, no per-example outputs: the leaderboard still tests
+    kd against none there, by drawing seeds alone (the example level has nothing to resample)."""
+    from kdbench.comparisons import Comparisons
+    from kdbench.leaderboard import MethodRow
+
+    def row(method, values):
+        runs = [{"seed": s, "run_id": f"{method}-{s}", "metrics": {"wikitext2": {"perplexity": v}}}
+                for s, v in enumerate(values)]
+        return MethodRow(method, runs, {"wikitext2": {"perplexity": (float(np.mean(values)), None, 3)}}, None)
+
+    rows = [row("none", [134.1, 137.8, 138.6]), row("kd", [122.6, 119.6, 124.7])]
+    compare_them = Comparisons(rows, ["wikitext2"], 1000)
+    result = compare_them.pair("kd", "none", False)["wikitext2"]
+    assert result.delta == pytest.approx(np.mean([122.6, 119.6, 124.7]) - np.mean([134.1, 137.8, 138.6]))
+    assert result.high < 0 and result.p < 0.05  # every seed pair has kd lower
+    assert compare_them.seeds_only == {"wikitext2"} and compare_them.compared == {"wikitext2": ["perplexity"]}
+    two = [MethodRow(r.method, r.runs, {"wikitext2": {"loss": (1.0, None, 3), "perplexity": (2.0, None, 3)}}, None)
+           for r in rows]  # two run-level metrics have no single score: no test
+    assert Comparisons(two, ["wikitext2"], 1000).pair("kd", "none", False)["wikitext2"] == "no per-example outputs"
