@@ -202,23 +202,34 @@ def _results_dir(values: dict) -> Path:
     return results_dir
 
 
+def _groups(values: dict, compare: bool = True) -> tuple[list, list[str]]:
+    """The leaderboard groups that `suite`, `results_dir` and `allow_dirty` select (kdbench.leaderboard.collect),
+    refusing a suite name that would escape results_dir and an empty selection."""
+    from kdbench.config import check_name, convert
+    from kdbench.leaderboard import collect
+
+    suite = values.get("suite")
+    if suite is not None:  # a name that would escape results_dir is refused first, whatever the folder holds
+        check_name("suite", suite)
+    results_dir = _results_dir(values)
+    groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool),
+                              compare)
+    if not groups:
+        raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
+    return groups, skipped
+
+
 def _cmd_leaderboard(args: list[str]) -> int:
     import time
 
-    from kdbench.config import check_name, convert, parse_overrides
-    from kdbench.leaderboard import collect
+    from kdbench.config import parse_overrides
     from kdbench.leaderboard_render import section, terminal, write_all
     from kdbench.stale import unfinished
 
     values = parse_overrides(args)
     _keys(values, ("suite", "results_dir", "allow_dirty"), "leaderboard")
-    suite = values.get("suite")
-    if suite is not None:  # a name that would escape results_dir is refused first, whatever the folder holds
-        check_name("suite", suite)
-    results_dir = _results_dir(values)
-    groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool))
-    if not groups:
-        raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
+    groups, skipped = _groups(values)
+    suite, results_dir = values.get("suite"), _results_dir(values)
     print(terminal([section(g) for g in groups]))
     for note in skipped:
         print(f"left out: {note}", file=sys.stderr)
@@ -233,21 +244,14 @@ def _cmd_leaderboard(args: list[str]) -> int:
 def _cmd_status(args: list[str]) -> int:
     import time
 
-    from kdbench.config import check_name, convert, parse_overrides
-    from kdbench.leaderboard import collect
+    from kdbench.config import parse_overrides
     from kdbench.results import atomic_write_text
     from kdbench.training_status import render
 
     values = parse_overrides(args)
     _keys(values, ("suite", "results_dir", "allow_dirty", "out"), "status")
-    suite = values.get("suite")
-    if suite is not None:
-        check_name("suite", suite)
+    groups, skipped = _groups(values, compare=False)
     results_dir = _results_dir(values)
-    groups, skipped = collect(results_dir, suite, convert("allow_dirty", values.get("allow_dirty", "false"), bool),
-                              compare=False)
-    if not groups:
-        raise KdbenchError(f"no complete result records under {results_dir}" + (f"/{suite}" if suite else ""))
     text = render(groups, f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `kdbench status"
                           f"{''.join(f' {k}={v}' for k, v in values.items())}` from {results_dir}.")
     print(text)

@@ -236,16 +236,24 @@ def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]
     return out
 
 
+def runs_not_learned(runs: list[dict], tasks: list[str]) -> tuple[set[int], int]:
+    """(indices of the runs that did not learn on some of `tasks` by kdbench.convergence.learned, how many
+    runs have a curve it can judge). Judged from the points, so records older than the rule count too."""
+    bad, judged = set(), set()
+    for i, r in enumerate(runs):
+        for task in tasks:
+            verdict = learned(r.get("curves", {}).get(task, {}).get("points", []))
+            if verdict is not None:
+                judged.add(i)
+            if verdict is False:
+                bad.add(i)
+    return bad, len(judged)
+
+
 def _not_learned(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]:
-    """task -> (runs that never improved on their own step 0 by kdbench.convergence.learned, runs whose curve
-    has a step 0). Judged from the points, so records written before the rule existed are judged too."""
-    out = {}
-    for task in tasks:
-        verdicts = [learned(r["curves"][task].get("points", [])) for r in runs if task in r.get("curves", {})]
-        verdicts = [v for v in verdicts if v is not None]
-        if verdicts:
-            out[task] = (sum(v is False for v in verdicts), len(verdicts))
-    return out
+    """task -> (runs that did not learn, runs whose curve can be judged), for tasks with such a curve."""
+    counts = {task: runs_not_learned(runs, [task]) for task in tasks}
+    return {task: (len(bad), judged) for task, (bad, judged) in counts.items() if judged}
 
 
 def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
@@ -281,11 +289,19 @@ def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
-    if not compare:  # the rows and their marks without the bootstrap (kdbench status)
-        group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial)
-        group.description = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
-                                       info=suite_info)[0]
-        return group
+    resamples = _compare_rows(rows, tasks, metric_names, notes) if compare else MIN_RESAMPLES
+    group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial, resamples=resamples)
+    group.mde = mde(rows, tasks) if compare else {}
+    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
+                                              info=suite_info)
+    if reference:
+        notes.append(f"published reference, not kdbench's rows: {reference}")
+    return group
+
+
+def _compare_rows(rows: list[MethodRow], tasks: list[str], metric_names: dict, notes: list[str]) -> int:
+    """Each row's comparisons with the reference methods (Holm-adjusted over the table), with the notes they
+    need; returns the bootstrap's B."""
     resamples = resamples_for(planned_tests(rows, tasks, REFERENCE_METHODS))
     comparisons = Comparisons(rows, tasks, resamples)
     methods = {row.method for row in rows}
@@ -312,13 +328,7 @@ def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
             else:
                 why = "the per-example outputs hold no other metric"
             notes.append(f"Δ on {task} compares {', '.join(compared)} only ({why})")
-    group = Group(key, tasks, metric_names, teacher, teacher_params, rows, notes, trivial, resamples=resamples)
-    group.mde = mde(rows, tasks)
-    group.description, reference = suite_text(key[0], key[1], teacher=key[2], student=records[0]["student"]["name"],
-                                              info=suite_info)
-    if reference:
-        notes.append(f"published reference, not kdbench's rows: {reference}")
-    return group
+    return resamples
 
 
 def _teacher_versions_note(records: list[dict], tasks: list[str]) -> str | None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdbench.convergence import LEARNED_RULE, learned
+from kdbench.convergence import LEARNED_RULE
 from kdbench.config import DEFAULT_RESULTS_DIR
 from kdbench.errors import KdbenchError
 
@@ -233,13 +233,10 @@ def measure(path: Path, results_dir: Path, allow_dirty: bool = False) -> list[Ou
 
 def _not_learned(rows: list, tasks: list[str]) -> dict[str, int]:
     """method -> how many of its runs did not learn on some of `tasks` (only methods with such runs)."""
-    out = {}
-    for row in rows:
-        bad = {i for i, r in enumerate(row.runs) for t in tasks
-               if t in r.get("curves", {}) and learned(r["curves"][t].get("points", [])) is False}
-        if bad:
-            out[row.method] = len(bad)
-    return out
+    from kdbench.leaderboard import runs_not_learned
+
+    counts = {row.method: len(runs_not_learned(row.runs, tasks)[0]) for row in rows}
+    return {method: k for method, k in counts.items() if k}
 
 
 def _fmt(value, spec=".3f") -> str:
