@@ -12,14 +12,18 @@ What is stored, per training example (looked up through the batch's `example_ind
   as one tail bucket (the exact KL of the (top-k, rest) coarsening, a coarser objective than the dense
   KL; records say `topk(k)` and the leaderboard keeps them in their own group). Without the opt-in a
   large-vocabulary LM teacher runs live: every method in a table optimises the same, exact objective.
-- classification with feature alignment (fakd): also the hidden states of the mapped teacher layers
-  only (per real token, float16) and the attention maps of the mapped layers only (all heads, real
-  queries x real keys, float16). Causal LMs with features run the teacher live.
+- with feature alignment (fakd), for classifiers and small-vocabulary causal LMs: also the hidden states
+  of the mapped teacher layers only (per real token, float16) and the attention maps of the mapped layers
+  only (all heads, real queries x real keys, float16). A large-vocabulary causal LM with features runs the
+  teacher live. float16 because features are wide (the char teacher's two mapped layers and one attention
+  map take 1.5 GB for Tiny Shakespeare): its relative rounding of 2^-11 moves the fakd loss by about 1e-3
+  of itself (tests/test_teacher_outputs.py), the record's key says `features: float16`.
 
 Filled lazily. A run draws only `max_steps × batch_size` examples (9,600 of SST-2's 67,349 by default), so
-the entry is created with room for every example and filled the first time an example is drawn: the
-training batch goes through the teacher once, its rows are written, and from then on every method and
-seed reads them. The first run costs what a live teacher costs; no run pays for rows it never draws.
+the entry is created with room for every example and filled the first time an example is drawn: the rows of
+a training batch that are not stored yet go through the teacher once (the stored ones are not run again),
+they are written, and from then on every method and seed reads them. A run pays for each example it draws
+once at most, and never for rows it does not draw.
 
 Layout (a folder): `manifest.json` (key parts, array dtypes/shapes/byte sizes, the sha256 of the
 immutable `offsets`), the arrays as `.npy` files opened memory-mapped (created sparse), and `row_hash`
@@ -79,8 +83,8 @@ class Layout:
     k: int = 0  # "topk"
     vocab: int = 0  # "tokens"
     temperature: float = 1.0  # "topk": T of the stored log-sum-exp
-    hidden_layers: tuple[int, ...] = ()  # "logits": hidden-state indices to keep (0 = embeddings)
-    attention_layers: tuple[int, ...] = ()  # "logits": attention-map indices to keep (0 = first layer)
+    hidden_layers: tuple[int, ...] = ()  # "logits"/"tokens": hidden-state indices to keep (0 = embeddings)
+    attention_layers: tuple[int, ...] = ()  # "logits"/"tokens": attention-map indices to keep (0 = first layer)
     hidden_size: int = 0
     heads: int = 0
 
@@ -93,18 +97,21 @@ class Layout:
 
     def arrays(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         n, tokens = len(self.lengths), int(sum(self.lengths))
-        if self.kind == "logits":
-            out = {"logits": ("float32", (n, self.classes))}
-            for layer in self.hidden_layers:
-                out[f"hidden_{layer}"] = ("float16", (tokens, self.hidden_size))
-            squares = int(sum(length * length for length in self.lengths)) * self.heads
-            for layer in self.attention_layers:
-                out[f"attention_{layer}"] = ("float16", (squares,))
-            return {**out, "row_hash": ("uint64", (n,))}
-        if self.kind == "tokens":
-            return {"logits": ("float32", (tokens, self.vocab)), "row_hash": ("uint64", (n,))}
-        return {"values": ("float16", (tokens, self.k)), "indices": ("int32", (tokens, self.k)),
-                "lse": ("float32", (tokens,)), "row_hash": ("uint64", (n,))}
+        if self.kind == "topk":
+            assert not self.features, "top-k entries keep no features"
+            return {"values": ("float16", (tokens, self.k)), "indices": ("int32", (tokens, self.k)),
+                    "lse": ("float32", (tokens,)), "row_hash": ("uint64", (n,))}
+        out = {"logits": ("float32", (n, self.classes) if self.kind == "logits" else (tokens, self.vocab))}
+        for layer in self.hidden_layers:
+            out[f"hidden_{layer}"] = ("float16", (tokens, self.hidden_size))
+        squares = int(sum(length * length for length in self.lengths)) * self.heads
+        for layer in self.attention_layers:
+            out[f"attention_{layer}"] = ("float16", (squares,))
+        return {**out, "row_hash": ("uint64", (n,))}
+
+    @property
+    def features(self) -> bool:
+        return bool(self.hidden_layers or self.attention_layers)
 
 
 @dataclass
@@ -143,13 +150,12 @@ class TeacherOutputs:
 
     def _rows(self, i: int) -> tuple[np.ndarray, ...]:
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-        if self.kind == "logits":
-            a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
-            return (self.arrays["logits"][i], *(self.arrays[f"hidden_{l}"][lo:hi] for l in self.layout.hidden_layers),
-                    *(self.arrays[f"attention_{l}"][a:b] for l in self.layout.attention_layers))
-        if self.kind == "tokens":
-            return (self.arrays["logits"][lo:hi],)
-        return self.arrays["values"][lo:hi], self.arrays["indices"][lo:hi], self.arrays["lse"][lo:hi]
+        if self.kind == "topk":
+            return self.arrays["values"][lo:hi], self.arrays["indices"][lo:hi], self.arrays["lse"][lo:hi]
+        a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
+        logits = self.arrays["logits"][i] if self.kind == "logits" else self.arrays["logits"][lo:hi]
+        return (logits, *(self.arrays[f"hidden_{l}"][lo:hi] for l in self.layout.hidden_layers),
+                *(self.arrays[f"attention_{l}"][a:b] for l in self.layout.attention_layers))
 
     def _intact(self, i: int) -> bool | None:
         """True: filled and intact; None: not filled yet; False: filled but damaged."""
@@ -177,9 +183,12 @@ class TeacherOutputs:
             self._seen.add(i)
         if missing:
             start = time.perf_counter()
-            with torch.no_grad():
-                out = run_teacher(batch)
-            self._write(batch, out, missing, index)
+            with torch.no_grad():  # the teacher sees the missing rows only: a nearly full entry costs nearly nothing
+                rows = torch.tensor(missing, device=batch["input_ids"].device)
+                sub = {key: value.index_select(0, rows) if torch.is_tensor(value) and value.dim() else value
+                       for key, value in batch.items()}
+                out = run_teacher(sub)
+            self._write(sub, out, list(range(len(missing))), [index[row] for row in missing])
             self.stats.rows_filled += len(missing)
             self.stats.fill_seconds += time.perf_counter() - start
         return self._read(batch, index)
@@ -189,47 +198,54 @@ class TeacherOutputs:
         logits = out.logits.float()
         for row in rows:
             i = index[row]
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
             if self.kind == "logits":
                 self.arrays["logits"][i] = logits[row].cpu().numpy()
-                where = mask[row].nonzero().squeeze(-1)
-                lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-                for layer in self.layout.hidden_layers:
-                    h = out.hidden_states[layer][row, where]  # (L, H)
-                    self.arrays[f"hidden_{layer}"][lo:hi] = h.half().cpu().numpy()
-                a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
-                for layer in self.layout.attention_layers:
-                    maps = out.attentions[layer][row][:, where][:, :, where]  # (h, L, L): real queries x keys
-                    self.arrays[f"attention_{layer}"][a:b] = maps.reshape(-1).half().cpu().numpy()
             else:
                 z = logits[row][mask[row]]  # (L, V): the real tokens in order, left- or right-padded
                 if z.shape[0] != self.layout.lengths[i]:
                     raise RuntimeError(f"example {i} has {z.shape[0]} real tokens, the cache expects"
                                        f" {self.layout.lengths[i]}")
-                lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-                if self.kind == "tokens":
-                    self.arrays["logits"][lo:hi] = z.cpu().numpy()
-                    self.arrays["row_hash"][i] = _row_hash(*self._rows(i))
-                    continue
+            if self.kind == "tokens":
+                self.arrays["logits"][lo:hi] = z.cpu().numpy()
+            if self.kind == "topk":
                 top = z.topk(self.layout.k, dim=-1)
                 self.arrays["values"][lo:hi] = top.values.half().cpu().numpy()
                 self.arrays["indices"][lo:hi] = top.indices.int().cpu().numpy()
                 self.arrays["lse"][lo:hi] = torch.logsumexp(z / self.layout.temperature, dim=-1).cpu().numpy()
+            else:
+                self._write_features(out, row, i, mask[row].nonzero().squeeze(-1))
             self.arrays["row_hash"][i] = _row_hash(*self._rows(i))  # after the data: a torn write never verifies
+
+    def _write_features(self, out, row: int, i: int, where: torch.Tensor) -> None:
+        """Example i's features from row `row` of the model's outputs, at its real positions `where`."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        for layer in self.layout.hidden_layers:
+            h = out.hidden_states[layer][row, where]  # (L, H)
+            self.arrays[f"hidden_{layer}"][lo:hi] = h.half().cpu().numpy()
+        a, b = int(self.square_offsets[i]), int(self.square_offsets[i + 1])
+        for layer in self.layout.attention_layers:
+            maps = out.attentions[layer][row][:, where][:, :, where]  # (h, L, L): real queries x keys
+            self.arrays[f"attention_{layer}"][a:b] = maps.reshape(-1).half().cpu().numpy()
 
     def _read(self, batch: dict, index: list[int]):
         device = batch["input_ids"].device
-        if self.kind == "logits":
-            logits = torch.from_numpy(np.array(self.arrays["logits"][index])).to(device)
-            if not (self.layout.hidden_layers or self.layout.attention_layers):
-                return TeacherOut(logits)
-            return self._read_features(batch, index, logits)
         mask = batch["attention_mask"].bool().cpu()
         B, T = mask.shape
-        if self.kind == "tokens":
+        if self.kind == "topk":
+            return self._read_topk(mask, index, device)
+        if self.kind == "logits":
+            logits = torch.from_numpy(np.array(self.arrays["logits"][index])).to(device)
+        else:
             logits = torch.zeros(B, T, self.layout.vocab, dtype=torch.float32)
             for row, i in enumerate(index):
-                logits[row, mask[row].nonzero().squeeze(-1)] = torch.from_numpy(np.array(self._rows(i)[0]))
-            return TeacherOut(logits.to(device))
+                lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+                logits[row, mask[row].nonzero().squeeze(-1)] = torch.from_numpy(np.array(self.arrays["logits"][lo:hi]))
+            logits = logits.to(device)
+        return self._read_features(batch, index, logits) if self.layout.features else TeacherOut(logits)
+
+    def _read_topk(self, mask: torch.Tensor, index: list[int], device) -> TeacherOut:
+        B, T = mask.shape
         k = self.layout.k
         values = torch.zeros(B, T, k, dtype=torch.float16)
         indices = torch.zeros(B, T, k, dtype=torch.long)

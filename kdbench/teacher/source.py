@@ -137,13 +137,15 @@ def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, 
         return live, {"used": False, "why": "teacher_cache=false"}
     lm = not data.num_labels
     hidden_layers, attention_layers = (), ()
+    small_vocabulary = teacher.config.vocab_size <= output_cache.DENSE_TOKEN_VOCAB
     if needs != {"logits"}:
-        if lm or method.teacher_layers is None:
+        if (lm and not small_vocabulary) or method.teacher_layers is None:
             return live, {"used": False, "why": f"the method needs {sorted(needs - {'logits'})}, which are cached"
-                                                " for classifiers only (and for methods that name their layers)"}
+                                                " for classifiers and small-vocabulary LMs only (and for methods"
+                                                " that name their layers)"}
         hidden_layers, attention_layers = method.teacher_layers(params, student.config, teacher.config)
     kind, temperature = "logits", 1.0
-    if lm and teacher.config.vocab_size <= output_cache.DENSE_TOKEN_VOCAB:
+    if lm and small_vocabulary:
         kind = "tokens"  # the full distribution of every token: exact for every method
     elif lm and cfg.teacher_cache_k == 0:
         return live, {"used": False, "why": f"exact objective: a {teacher.config.vocab_size}-token vocabulary is not"
@@ -160,14 +162,17 @@ def open_source(cfg, method, params, data, tokenizer, teacher, student, loader, 
     folder = output_cache.entry_folder(cache_root(cfg), data.name, teacher_key(parts))
     hold(folder)
     lengths = tuple(len(f["input_ids"]) for f in loader.dataset.features)
+    features = {"hidden_layers": hidden_layers, "attention_layers": attention_layers,
+                "hidden_size": teacher.config.hidden_size, "heads": teacher.config.num_attention_heads}
     if kind == "tokens":
-        layout = output_cache.Layout("tokens", lengths, vocab=teacher.config.vocab_size)
+        # without features the entry keeps heads 0, as entries made before tokens entries held features
+        # (the heads enter the offsets' hash)
+        layout = output_cache.Layout("tokens", lengths, vocab=teacher.config.vocab_size,
+                                     **(features if hidden_layers or attention_layers else {}))
     elif kind == "topk":
         layout = output_cache.Layout("topk", lengths, k=k, temperature=temperature)
     else:
-        layout = output_cache.Layout("logits", lengths, classes=output_size(data, teacher.config),
-                                     hidden_layers=hidden_layers, attention_layers=attention_layers,
-                                     hidden_size=teacher.config.hidden_size, heads=teacher.config.num_attention_heads)
+        layout = output_cache.Layout("logits", lengths, classes=output_size(data, teacher.config), **features)
     store, meta = output_cache.open_entry(folder, parts, layout, lambda m: log(f"[{data.name}] {m}"))
     features_meta = {"hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
     return CachedTeacher(store, live), {"used": True, "kind": kind, **({"k": k} if kind == "topk" else {}),
