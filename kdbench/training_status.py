@@ -10,7 +10,8 @@ records alone (kdbench.leaderboard.collect groups them as the leaderboard does):
   empty output, copy the prompt), and whether the row is clearly above it (▽ when its 95% interval reaches it);
 - learned k/n and still improving k/n (kdbench.convergence: `learned` and the convergence rule), and the
   suite's budget-bound statement where it has one;
-- wall s: the mean of the runs' record seconds (kdbench.results.run_seconds).
+- wall s: the mean of the runs' record seconds (kdbench.results.run_seconds);
+- suite version: "current", or "superseded (now vN)" for records of an older version of the suite file.
 
 It answers the question a score cannot: whether the number is a trained student's (README "Students that
 learn"). Nothing here tests one method against another; the leaderboard does that.
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 from statistics import mean
 
+from kdbench.config import load_suite_file
+from kdbench.errors import KdbenchError
 from kdbench.leaderboard import Group, MethodRow
 from kdbench.metric_specs import higher_is_better, lookup, score_metrics
 from kdbench.results import run_seconds
 
 COLUMNS = ("table", "task", "method", "seeds", "score", "teacher", "÷ teacher", "best trivial baseline",
-           "above it", "learned", "still improving", "budget-bound", "wall s per run")
+           "above it", "learned", "still improving", "budget-bound", "wall s per run", "suite version")
 
 
 def headline(names: list[str]) -> list[str]:
@@ -62,6 +65,16 @@ def best_trivial(group: Group, task: str, names: list[str]) -> tuple[str, float]
     return (max if higher_is_better(names[0]) else min)(found, key=lambda item: item[1])
 
 
+def version_state(suite: str, version: str) -> str:
+    """"current" when the records' suite version is the suite file's, else what replaced it: the rows of an old
+    version are a superseded budget (README "Students that learn"), kept until the current one has its seeds."""
+    try:
+        now = str(load_suite_file(suite).get("version", ""))
+    except KdbenchError:
+        return "–"  # a suite file that is not here (a plug-in's, a removed one)
+    return "current" if now == str(version) else f"superseded (now v{now})"
+
+
 def _fraction(counts: tuple[int, int] | None) -> str:
     return f"{counts[0]}/{counts[1]}" if counts else "–"
 
@@ -80,7 +93,8 @@ def _row(group: Group, task: str, row: MethodRow) -> list[str] | None:
             f"{trivial[0]} {trivial[1]:.3g}" if trivial else "–",
             ("▽ no" if task in row.below_trivial else "yes") if trivial else "–",
             f"{learned[1] - learned[0]}/{learned[1]}" if learned else "–", _fraction(row.improving.get(task)),
-            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}"]
+            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}",
+            version_state(*group.key[:2])]
 
 
 def status_rows(groups: list[Group]) -> list[list[str]]:
@@ -102,5 +116,7 @@ def render(groups: list[Group], generated: str) -> str:
               f"Learned k/n: k of the n runs learned ({LEARNED_RULE}); a score from a student that has not learned"
               " is not a result.",
               f"Still improving k/n: by the convergence rule ({RULE}). Budget-bound: the suite states that its"
-              " students cannot plateau at this budget (its leaderboard gives the figures).", "", generated, ""]
+              " students cannot plateau at this budget (its leaderboard gives the figures). Suite version: superseded"
+              " rows come from an older budget of the suite and are removed once the current one has its seeds.",
+              "", generated, ""]
     return "\n".join(lines)

@@ -529,9 +529,20 @@ def test_status_says_per_task_and_method_whether_the_students_are_trained(swept,
         assert cells[6] == f"{student / teacher:.2f}"  # accuracy: student ÷ teacher
         assert cells[7].startswith("majority class ")
     assert rows["kd"][9] == "1/2" and rows["none"][9] == "2/2" and rows["rlkd"][9] == "2/2"
+    assert {cells[13] for cells in rows.values()} == {"current |"}  # the last column
     assert "a score from a student that has not learned is not a result" in printed
     assert main(["status", f"results_dir={results}", "sort=score"]) == 2
     assert "unknown key 'sort' for status" in capsys.readouterr().err
+
+
+def test_status_marks_the_rows_of_an_older_suite_version_as_superseded():
+    from kdbench.config import load_suite_file
+    from kdbench.training_status import version_state
+
+    now = str(load_suite_file("bleu")["version"])
+    assert version_state("bleu", now) == "current"
+    assert version_state("bleu", "1") == f"superseded (now v{now})"
+    assert version_state("no_such_suite", "1") == "–"
 
 
 def test_status_ratios_point_the_same_way_for_every_metric():
