@@ -166,7 +166,7 @@ class TeacherOutputs:
 
     def batch(self, batch: dict, run_teacher: Callable[[dict], object]):
         """The teacher outputs of `batch`; `run_teacher(batch)` → the model's outputs (logits, and the
-        hidden states / attentions the entry keeps) runs only when some example is not stored yet."""
+        hidden states / attentions the entry keeps) runs only on the batch's rows that are not stored yet."""
         index = batch["example_index"].cpu().tolist()
         missing = []
         for row, i in enumerate(index):
