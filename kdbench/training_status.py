@@ -79,7 +79,7 @@ def _fraction(counts: tuple[int, int] | None) -> str:
     return f"{counts[0]}/{counts[1]}" if counts else "–"
 
 
-def _row(group: Group, task: str, row: MethodRow) -> list[str] | None:
+def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | None:
     scored = _score(row.tasks.get(task, {}))
     if scored is None:
         return None
@@ -93,14 +93,17 @@ def _row(group: Group, task: str, row: MethodRow) -> list[str] | None:
             f"{trivial[0]} {trivial[1]:.3g}" if trivial else "–",
             ("▽ no" if task in row.below_trivial else "yes") if trivial else "–",
             f"{learned[1] - learned[0]}/{learned[1]}" if learned else "–", _fraction(row.improving.get(task)),
-            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}",
-            version_state(*group.key[:2])]
+            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}", version]
 
 
 def status_rows(groups: list[Group]) -> list[list[str]]:
     """Every table's tasks and methods, in the leaderboard's order (none, kd, then the rest)."""
-    return [cells for group in groups for task in group.tasks for row in group.rows
-            if (cells := _row(group, task, row)) is not None]
+    rows = []
+    for group in groups:
+        version = version_state(*group.key[:2])  # once a table: it reads and parses the suite file
+        rows += [cells for task in group.tasks for row in group.rows
+                 if (cells := _row(group, task, row, version)) is not None]
+    return rows
 
 
 def render(groups: list[Group], generated: str) -> str:
