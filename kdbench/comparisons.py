@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from kdbench.metric_specs import lookup, score_metrics
+from kdbench.metric_specs import headline, lookup, score_metrics
 from kdbench.results import load_examples
 from kdbench.stats import (MDE_FACTOR, MIN_RESAMPLES, MIN_SEEDS, Comparison, compare, holm, prepare, resample_indices,
                            score, seed_draws, two_level)
@@ -49,12 +49,14 @@ class Comparisons:
         held = {m for e in per_run if e and task in e for info in e[task].values() for m in info["metrics"]}
         if metric is not None and metric not in held:
             return self._run_level(method, task, metric)
+        head = headline(list(self.rows[method].tasks.get(task, {})))
+        if metric is None and len(head) == 1 and head[0] not in held:
+            # a run-level headline (perplexity; a char task's loss, whose examples file holds the CER beside it):
+            # it is what the task is judged by, and its seeds still resample
+            self.compared[task] = head
+            self.seeds_only.add(task)
+            return self._run_level(method, task, head[0])
         if any(e is None or task not in e for e in per_run):
-            headline = score_metrics(list(self.rows[method].tasks.get(task, {})))
-            if metric is None and len(headline) == 1:  # one run-level score (perplexity): its seeds still resample
-                self.compared[task] = headline
-                self.seeds_only.add(task)
-                return self._run_level(method, task, headline[0])
             return "no per-example outputs"
         splits = per_run[0][task]
         values = np.zeros((len(per_run), self.positions, self.n_resamples))

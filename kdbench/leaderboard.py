@@ -315,8 +315,11 @@ def _compare_rows(rows: list[MethodRow], tasks: list[str], metric_names: dict, n
             row.comparisons[ref] = comparisons.pair(row.method, ref, row.average is not None)
     adjust(rows)
     for task in sorted(comparisons.seeds_only):
-        notes.append(f"Δ on {task} resamples seeds only: the records keep {comparisons.compared[task][0]} per run,"
-                     " not per example")
+        compared = comparisons.compared[task][0]
+        beside = [m for m in metric_names[task] if m != compared]
+        notes.append(f"Δ on {task} compares {compared}, the task's headline, and resamples seeds only: the records"
+                     f" keep {compared} per run, not per example" + (f" ({', '.join(beside)} shown beside it)"
+                                                                    if beside else ""))
     for task, compared in sorted(comparisons.compared.items()):
         if task in comparisons.seeds_only:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from statistics import mean
 from pathlib import Path
 
@@ -39,13 +40,23 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.4f}"
 
 
+def delta_digits(size: float) -> int:
+    """Decimals that give a difference of `size` (an interval's width, an MDE) two significant digits, 2 to 4:
+    a char loss moves by hundredths of a nat, where "+0.01 [-0.00, +0.03]" would hide the result."""
+    if not size or not math.isfinite(size):
+        return 2
+    return min(4, max(2, 1 - math.floor(math.log10(abs(size)))))
+
+
 def fmt_comparison(c: Comparison | str | None) -> str:
     """"+1.2 [+0.3, +2.1] p 0.004, Holm 0.030"; "+1.2 (n<3)" without a test; "–" without a comparison."""
     if not isinstance(c, Comparison):
         return DASH
     if c.p is None:
-        return f"{c.delta:+.2f} (n<{MIN_SEEDS})"
-    return f"{c.delta:+.2f} [{c.low:+.2f}, {c.high:+.2f}] p {fmt_p(c.p)}, Holm {fmt_p(c.p_holm)}"
+        d = delta_digits(c.delta)
+        return f"{c.delta:+.{d}f} (n<{MIN_SEEDS})"
+    d = delta_digits(c.high - c.low)
+    return f"{c.delta:+.{d}f} [{c.low:+.{d}f}, {c.high:+.{d}f}] p {fmt_p(c.p)}, Holm {fmt_p(c.p_holm)}"
 
 
 def _cell(summaries: dict[str, Summary] | None) -> tuple[str, float | None]:
@@ -197,7 +208,7 @@ def statistics_caption(group: Group) -> str:
                  " per task and on the average).")
     if group.mde:
         text += (" Minimum detectable difference (α = 0.05, 80% power, from the bootstrap standard errors): "
-                 + ", ".join(f"{t} {v:.2f}" for t, v in group.mde.items()) + ".")
+                 + ", ".join(f"{t} {v:.{delta_digits(v)}f}" for t, v in group.mde.items()) + ".")
     return text
 
 

@@ -84,6 +84,16 @@ def score_metrics(names) -> list[str]:
     return [m for m in compared if higher_is_better(m) == higher_is_better(compared[0])] if compared else []
 
 
+def headline(names) -> list[str]:
+    """The metrics that stand for a task (a status row's score, the leaderboard's Δ): its score metrics when
+    they are 0-100 task scores that average (accuracy and F1, the ROUGEs), else the first alone (loss,
+    perplexity and CER do not average: a char task's loss)."""
+    names = score_metrics(names)
+    if names and all((spec := lookup(m)) is not None and spec.task_score for m in names):
+        return names
+    return names[:1]
+
+
 def on_split(name: str, split: str) -> str:
     """The name of `name` scored on one dev split of a task with several: the same metric."""
     derived = f"{name}_{split}"

@@ -24,20 +24,11 @@ from statistics import mean
 from kdbench.config import load_suite_file
 from kdbench.errors import KdbenchError
 from kdbench.leaderboard import Group, MethodRow
-from kdbench.metric_specs import higher_is_better, lookup, score_metrics
+from kdbench.metric_specs import headline, higher_is_better
 from kdbench.results import run_seconds
 
 COLUMNS = ("table", "task", "method", "seeds", "score", "teacher", "÷ teacher", "best trivial baseline",
            "above it", "learned", "still improving", "budget-bound", "wall s per run", "suite version")
-
-
-def headline(names: list[str]) -> list[str]:
-    """The metrics a status row reports: the task's score metrics when they are 0-100 task scores that average
-    (accuracy and F1, the ROUGEs), else the first alone (loss, perplexity and CER do not average)."""
-    names = score_metrics(names)
-    if names and all((spec := lookup(m)) is not None and spec.task_score for m in names):
-        return names
-    return names[:1]
 
 
 def _score(metrics: dict) -> tuple[float, list[str]] | None:

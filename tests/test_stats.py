@@ -1,5 +1,6 @@
 """Confidence intervals and paired-bootstrap p-values against hand-computed cases."""
 
+import json
 import math
 
 import numpy as np
@@ -192,5 +193,46 @@ def test_a_run_level_score_without_per_example_outputs_is_compared_over_seeds():
     assert result.high < 0 and result.p < 0.05  # every seed pair has kd lower
     assert compare_them.seeds_only == {"wikitext2"} and compare_them.compared == {"wikitext2": ["perplexity"]}
     two = [MethodRow(r.method, r.runs, {"wikitext2": {"loss": (1.0, None, 3), "perplexity": (2.0, None, 3)}}, None)
-           for r in rows]  # two run-level metrics have no single score: no test
-    assert Comparisons(two, ["wikitext2"], 1000).pair("kd", "none", False)["wikitext2"] == "no per-example outputs"
+           for r in rows]  # loss and perplexity do not average: the first is the task's headline, and runs lack it
+    assert Comparisons(two, ["wikitext2"], 1000).pair("kd", "none", False)["wikitext2"] == "no loss for wikitext2 in kd-0"
+
+
+def test_a_char_task_is_compared_on_its_loss_not_on_the_cer_its_examples_file_holds(tmp_path):
+    """The char suite's examples file holds the continuations (CER), its record the test loss: Δ is the loss,
+    the task's headline, over seeds, and the note says what is shown beside it."""
+    from kdbench.comparisons import Comparisons
+    from kdbench.leaderboard import MethodRow
+
+    losses = {"none": [1.930, 1.914, 1.921, 1.920, 1.903], "fakd": [1.881, 1.908, 1.888, 1.893, 1.894]}
+    records = []
+    for method, values in losses.items():
+        for seed, loss in enumerate(values):
+            examples = tmp_path / "examples" / f"{method}-{seed}.json"
+            examples.parent.mkdir(exist_ok=True)
+            # the CER goes the other way from the loss (fakd writes worse continuations), so the test shows which
+            # one Δ compares
+            preds = ["to be or not"] * 4 if method == "none" else ["xx yy zz"] * 4
+            examples.write_text(json.dumps({"shakespeare": {"test": {"metrics": ["cer"], "references": ["to be or not"] * 4,
+                                                                       "predictions": {"greedy": preds}}}}))
+            records.append({"seed": seed, "run_id": f"{method}-{seed}", "method": method,
+                            "_path": str(tmp_path / f"{method}-{seed}.json"), "examples_file": f"examples/{examples.name}",
+                            "metrics": {"shakespeare": {"loss": loss, "perplexity": float(np.exp(loss)), "cer": 80.0}}})
+    rows = [MethodRow(m, [r for r in records if r["method"] == m],
+                      {"shakespeare": {"loss": (float(np.mean(v)), None, 5), "perplexity": (1.0, None, 5),
+                                       "cer": (80.0, None, 5)}}, None) for m, v in losses.items()]
+    compare_them = Comparisons(rows, ["shakespeare"], 1000)
+    result = compare_them.pair("fakd", "none", False)["shakespeare"]
+    assert result.delta == pytest.approx(np.mean(losses["fakd"]) - np.mean(losses["none"]))
+    assert result.high < 0  # fakd's loss is lower on every seed; its CER would have come out higher
+    assert compare_them.compared == {"shakespeare": ["loss"]} and compare_them.seeds_only == {"shakespeare"}
+
+
+def test_a_difference_is_printed_with_two_significant_digits_of_its_interval():
+    """A char loss moves by hundredths of a nat: at two decimals "+0.01 [-0.00, +0.03]" hid the result."""
+    from kdbench.leaderboard_render import delta_digits, fmt_comparison
+
+    assert [delta_digits(w) for w in (3.0, 0.5, 0.03, 0.004, 1e-6, 0.0)] == [2, 2, 3, 4, 4, 2]
+    small = compare(np.array([0.01, 0.02, 0.03, 0.015] * 250), 0.0134, (5, 5), True)
+    assert fmt_comparison(small).startswith("+0.013 [+0.0")
+    large = compare(np.array([1.0, 2.0, 3.0, 1.5] * 250), 1.234, (5, 5), True)
+    assert fmt_comparison(large).startswith("+1.23 [+1.00, +3.00]")
