@@ -40,7 +40,7 @@ from statistics import mean
 from kdbench.comparisons import Comparisons, adjust, mde, planned_tests
 from kdbench.convergence import judge, learned
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
-from kdbench.results import load_records
+from kdbench.results import load_examples, load_records
 from kdbench.stats import MIN_RESAMPLES, Comparison, mean_ci, resamples_for
 from kdbench.students import newest_per_student, rows_by_variant
 
@@ -174,15 +174,49 @@ def _cost(row: MethodRow, teacher_params: int | None) -> None:
     row.tokens_per_s = _mean_or_none(t.get("train_tokens_per_s") for t in throughput)
 
 
+EMPTY = "empty_%"  # the diagnostic column of empty_output_percent
+
+
+def empty_output_percent(examples: dict | None) -> dict[str, float]:
+    """task -> % of the run's text outputs that are empty (as scored: after the one-line cut), over every split
+    and decoding of its examples file. An empty output is the empty-output baseline's answer and scores 0, so a
+    share above 0 says where a generation score went (README "Students that learn"); tasks whose outputs are not
+    text (class labels) are left out."""
+    out = {}
+    for task, splits in (examples or {}).items():
+        texts = [p for split in splits.values() if isinstance(split, dict)
+                 for preds in split.get("predictions", {}).values() if isinstance(preds, list)
+                 for p in preds if isinstance(p, str)]
+        if texts:
+            out[task] = 100.0 * sum(not p.strip() for p in texts) / len(texts)
+    return out
+
+
 def _diagnostics(runs: list[dict]) -> dict[str, Summary]:
-    """Per-run distribution diagnostics (top-k overlap, ECE) summarised over runs."""
+    """Per-run distribution diagnostics (top-k overlap, ECE) summarised over runs, and the share of empty outputs
+    from the runs' examples files."""
     values: dict[str, list[float]] = defaultdict(list)
     for r in runs:
         for task, diag in r.get("diagnostics", {}).items():
             for name, value in diag.items():
                 if isinstance(value, (int, float)):
                     values[f"{task} {name}"].append(float(value))
+        for task, share in empty_output_percent(load_examples(r)).items():
+            values[f"{task} {EMPTY}"].append(share)
     return {k: mean_ci(v) for k, v in sorted(values.items())}
+
+
+def _drop_empty_column_if_zero(rows: list[MethodRow], notes: list[str]) -> None:
+    """Keep the empty-output column only in a table where some run has an empty output, and say what it is."""
+    keys = {k for row in rows for k in row.diagnostics if k.endswith(f" {EMPTY}")}
+    for key in keys:
+        if all(row.diagnostics[key][0] == 0 for row in rows if key in row.diagnostics):
+            for row in rows:
+                row.diagnostics.pop(key, None)
+        else:
+            task = key[: -len(EMPTY) - 1]
+            notes.append(f"{key}: the share of {task}'s test outputs that are empty as scored (one-line tasks after"
+                         " the cut at the first newline): the empty-output baseline's answer, which scores 0")
 
 
 def _trivial(records: list[dict], notes: list[str]) -> dict[str, dict[str, dict[str, float]]]:
@@ -286,6 +320,7 @@ def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
         row.not_learned = _not_learned(runs, tasks)
         row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), stated_bound)
         rows.append(row)
+    _drop_empty_column_if_zero(rows, notes)
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)
