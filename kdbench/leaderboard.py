@@ -209,7 +209,7 @@ def _diagnostics(runs: list[dict]) -> dict[str, Summary]:
 def _drop_empty_column_if_zero(rows: list[MethodRow], notes: list[str]) -> None:
     """Keep the empty-output column only in a table where some run has an empty output, and say what it is."""
     keys = {k for row in rows for k in row.diagnostics if k.endswith(f" {EMPTY}")}
-    for key in keys:
+    for key in sorted(keys):  # sorted: the notes come out in one order on every run
         if all(row.diagnostics[key][0] == 0 for row in rows if key in row.diagnostics):
             for row in rows:
                 row.diagnostics.pop(key, None)
