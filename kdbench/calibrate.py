@@ -15,11 +15,13 @@ the dev/test split the leaderboard reports):
    (issue "Students that learn"); the summary keeps the loss drop beside it. Otherwise the output says
    to raise `teacher_steps`. The first step on the plateau (below) is reported too.
 2. Student: train `method=none` for `steps` at each learning rate in `lrs` (seed `seed`), 20 validation
-   points each. The learning rate is the one with the best validation result. As for the teacher, when
-   that curve passes the convergence rule the student's budget is `steps` itself (every method then runs
-   at this one budget); otherwise the output says to raise `steps`. Calibrating at the length the sweep
-   will train keeps the learning-rate schedule the same: a shorter run decays sooner and is a different
-   curve.
+   points each. steps=0 skips it (a teacher-only calibration): `none` never reads the teacher, so where the
+   student starts from pretrained weights (student_init=pretrained) a new teacher leaves the student budget
+   calibrated before as it was, and re-training that student would only reproduce its curve. The learning
+   rate is the one with the best validation result. As for the teacher, when that curve passes the
+   convergence rule the student's budget is `steps` itself (every method then runs at this one budget);
+   otherwise the output says to raise `steps`. Calibrating at the length the sweep will train keeps the
+   learning-rate schedule the same: a shorter run decays sooner and is a different curve.
 
 Plateau (reported, not chosen): a point is on it when its validation score is within 1 point of the
 curve's best (tasks with a score: classification, regression), or its validation loss within the loss
@@ -115,8 +117,10 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
     teacher_lrs = [float(x) for x in parse_list(overrides.get("teacher_lrs", f"[{base.teacher_train.lr}]"),
                                                 "teacher_lrs")]
     points = int(overrides.get("points", 20))
-    if steps < points or (teacher_steps and teacher_steps < points):
-        raise KdbenchError(f"steps and teacher_steps must be at least points={points}")
+    if not steps and not teacher_steps:
+        raise KdbenchError("steps=0 and teacher_steps=0 leave nothing to calibrate; give steps=N, teacher_steps=N or both")
+    if (steps and steps < points) or (teacher_steps and teacher_steps < points):
+        raise KdbenchError(f"steps and teacher_steps must be 0 or at least points={points}")
     results_dir = Path(base.results_dir)
     summary = {"suite": base.suite, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "rule": __doc__.split("Plateau (reported, not chosen): ", 1)[1].split("\n\n", 1)[0].replace("\n", " "),
@@ -157,6 +161,8 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         elif not converged:
             log(f"calibrate: the teacher was still improving after {teacher_steps} steps; raise teacher_steps")
     summary["teacher_choice"] = teacher_choice
+    if not steps:
+        return _write(summary, base.suite, results_dir, steps, teacher_steps, log)
     best = None
     for lr in lrs:
         log(f"calibrate: student (none) lr {lr}, {steps} steps")
@@ -182,14 +188,21 @@ def calibrate(overrides: dict[str, str], log=print) -> dict:
         log(f"calibrate: the student was still improving after {steps} steps; raise steps")
         summary["student_extrapolation"] = _extrapolations(
             [r for r in summary["student"] if r["lr"] == best[0] and not r["converged"]], results_dir, base.suite, log)
+    return _write(summary, base.suite, results_dir, steps, teacher_steps, log)
+
+
+def _write(summary: dict, suite: str, results_dir: Path, steps: int, teacher_steps: int, log) -> dict:
+    """Write the calibration file and print the suggested TOML lines; steps=0 calibrated the teacher only."""
     summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     # named by its budgets, so a later calibration at other lengths in the same folder keeps this one
-    out = results_dir / f"calibration-{base.suite}-{steps}-steps-teacher-{teacher_steps}.json"
+    out = results_dir / f"calibration-{suite}-{steps}-steps-teacher-{teacher_steps}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
     log(f"calibration written to {out}")
     log("suggested budget (suites/<suite>.toml):")
-    log(f"[train]\nmax_steps = {summary['student_choice']['steps']}\nlr = {summary['student_choice']['lr']}")
+    if steps:
+        log(f"[train]\nmax_steps = {summary['student_choice']['steps']}\nlr = {summary['student_choice']['lr']}")
     if teacher_steps:
-        log(f"[teacher_train]\nmax_steps = {teacher_choice['steps']}\nlr = {teacher_choice['lr']}")
+        choice = summary["teacher_choice"]
+        log(f"[teacher_train]\nmax_steps = {choice['steps']}\nlr = {choice['lr']}")
     return summary

@@ -6,6 +6,7 @@ import pytest
 
 from kdbench.calibrate import calibrate, plateau_step, round_budget
 from kdbench.errors import KdbenchError
+from kdbench.results import load_records
 
 
 def test_the_plateau_is_the_first_step_within_tolerance_of_the_best():
@@ -48,3 +49,23 @@ def test_calibrate_char_tiny_end_to_end(tmp_path, data_root, cache_dir):
     calibrate({"suite": "char_tiny", "lrs": "[1e-3,3e-3]", "steps": "20", "teacher_steps": "20",
                "data_dir": str(data_root), "results_dir": str(tmp_path), "cache_dir": str(cache_dir)}, log=again.append)
     assert sum("reusing" in line for line in again) == 3 and not any("training student" in line for line in again)
+
+
+def test_steps_zero_calibrates_the_teacher_only(tmp_path, data_root, cache_dir):
+    logs = []
+    summary = calibrate({"suite": "char_tiny", "steps": "0", "teacher_steps": "20", "data_dir": str(data_root),
+                         "results_dir": str(tmp_path), "cache_dir": str(cache_dir)}, log=logs.append)
+    written = json.loads((tmp_path / "calibration-char_tiny-0-steps-teacher-20.json").read_text())
+    assert written["teacher_choice"] == summary["teacher_choice"] and summary["teacher_choice"]["steps"] == 20
+    assert summary["student"] == [] and "student_choice" not in summary  # no student trained, none chosen
+    assert len(summary["teacher"]) == 1 and len(summary["teacher"][0]["points"]) == 21
+    assert any("[teacher_train]" in line for line in logs) and not any("[train]" in line for line in logs)
+    records, _ = load_records(tmp_path, "char_tiny")  # only the teacher run, with its 1-step student
+    assert [r["config"]["train"]["max_steps"] for r in records] == [1]
+
+
+@pytest.mark.parametrize("steps, teacher_steps, message", [("0", "0", "nothing to calibrate"),
+                                                           ("5", "0", "at least points=20")])
+def test_calibrate_refuses_budgets_it_cannot_use(steps, teacher_steps, message):
+    with pytest.raises(KdbenchError, match=message):
+        calibrate({"suite": "char_tiny", "steps": steps, "teacher_steps": teacher_steps})
