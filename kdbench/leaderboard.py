@@ -178,10 +178,11 @@ EMPTY = "empty_%"  # the diagnostic column of empty_output_percent
 
 
 def empty_output_percent(examples: dict | None) -> dict[str, float]:
-    """task -> % of the run's text outputs that are empty (as scored: after the one-line cut), over every split
-    and decoding of its examples file. An empty output is the empty-output baseline's answer and scores 0, so a
-    share above 0 says where a generation score went (README "Students that learn"); tasks whose outputs are not
-    text (class labels) are left out."""
+    """task -> % of the run's text outputs that are empty as scored (one-line tasks after the cut at the first
+    newline; multi-line tasks, minillm's, as generated), over every split and decoding of its examples file.
+    An empty output is the empty-output baseline's answer and scores 0, so a share above 0 says where a
+    generation score went (README "Students that learn"); tasks whose outputs are not text (class labels) are
+    left out."""
     out = {}
     for task, splits in (examples or {}).items():
         texts = [p for split in splits.values() if isinstance(split, dict)
