@@ -7,7 +7,9 @@
 The tasks (data, prompt format, references) live here; each preset (suites/bleu.toml, cer, rouge, rlkd_*,
 minillm_dolly) picks tasks and names its metric (`metric = "bleu"`: GENERATION_METRICS below). Preset
 versions: bleu/cer 1 first release, 2 teacher fine-tuned on Multi30k train (200 steps of 8), 3 validation
-slice held out, 4 the calibrated student budget (bleu also reports CER: metric "bleu_cer"); rouge 1 first release, 2 SciTLDR + Self-Instruct at 50 steps, 3 validation slice held out.
+slice held out, 4 the calibrated student budget (bleu also reports CER: metric "bleu_cer"); rouge 1 first
+release, 2 SciTLDR + Self-Instruct at 50 steps, 3 validation slice held out, 4 the calibrated student budget
+(400 steps; SciTLDR only), 5 the teacher fine-tuned on SciTLDR train (top 4 layers, 200 steps of 8).
 Prompt formats (a change bumps the presets' versions):
 - multi30k (en→de, Multi30k train / test_2016_flickr):
   "Translate English to German.\\nEnglish: {en}\\nGerman:" → " {de}"
