@@ -70,6 +70,15 @@ def _fraction(counts: tuple[int, int] | None) -> str:
     return f"{counts[0]}/{counts[1]}" if counts else "–"
 
 
+def above_trivial(task: str, row: MethodRow) -> str:
+    """The "above it" cell: "▽ no" when the row's 95% interval (or, with one seed, its score) reaches the best
+    trivial baseline; "yes" when the interval stays clear of it; with one seed there is no interval over seeds,
+    so a score above the baseline is not called clearly above it."""
+    if task in row.below_trivial:
+        return "▽ no"
+    return "yes" if len(row.runs) >= 2 else "? (1 seed)"
+
+
 def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | None:
     scored = _score(row.tasks.get(task, {}))
     if scored is None:
@@ -82,7 +91,7 @@ def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | N
     return [group.title, task, row.method, str(len(row.runs)), f"{value:.3g} ({'/'.join(names)})",
             f"{teacher[0]:.3g}" if teacher else "–", f"{ratio:.2f}" if ratio is not None else "–",
             f"{trivial[0]} {trivial[1]:.3g}" if trivial else "–",
-            ("▽ no" if task in row.below_trivial else "yes") if trivial else "–",
+            above_trivial(task, row) if trivial else "–",
             f"{learned[1] - learned[0]}/{learned[1]}" if learned else "–", _fraction(row.improving.get(task)),
             "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}", version]
 
@@ -106,7 +115,8 @@ def render(groups: list[Group], generated: str) -> str:
     lines += ["| " + " | ".join(cells) + " |" for cells in status_rows(groups)]
     lines += ["", "÷ teacher: student ÷ teacher for higher-is-better scores, teacher ÷ student for lower-is-better"
                   " ones (perplexity, CER): 1.00 is the teacher's level. Above it: the row's 95% interval stays"
-                  " clear of the best trivial baseline (▽: it reaches it).",
+                  " clear of the best trivial baseline (▽: it reaches it; ? (1 seed): above it, but one seed has no"
+                  " interval).",
               f"Learned k/n: k of the n runs learned ({LEARNED_RULE}); a score from a student that has not learned"
               " is not a result.",
               f"Still improving k/n: by the convergence rule ({RULE}). Budget-bound: the suite states that its"

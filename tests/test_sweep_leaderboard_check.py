@@ -554,3 +554,15 @@ def test_status_ratios_point_the_same_way_for_every_metric():
     assert headline(["accuracy", "f1"]) == ["accuracy", "f1"]  # 0-100 scores average
     assert headline(["loss", "perplexity", "cer"]) == ["loss"]  # these do not: the first alone
     assert headline(["bleu", "cer"]) == ["bleu"]
+
+
+def test_status_calls_a_single_seed_above_the_baseline_unsettled():
+    from kdbench.leaderboard import MethodRow
+    from kdbench.training_status import above_trivial
+
+    row = MethodRow(method="kd", runs=[{}], tasks={}, average=None)
+    assert above_trivial("sst2", row) == "? (1 seed)"  # 0.500 vs a majority class of 0.495, one run: no interval
+    row.runs.append({})
+    assert above_trivial("sst2", row) == "yes"
+    row.below_trivial.add("sst2")
+    assert above_trivial("sst2", row) == "▽ no"
