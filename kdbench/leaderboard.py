@@ -95,6 +95,7 @@ class MethodRow:
     not_learned: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (runs that did not learn, runs)
     budget_bound: str | None = None  # the suite's statement that its students cannot plateau at this budget
     below_trivial: set = field(default_factory=set)  # tasks where the row is not clearly above the trivial baseline
+    one_seed_above: set = field(default_factory=set)  # tasks above every trivial baseline on one seed: no interval
 
 
 @dataclass
@@ -244,18 +245,25 @@ def _bounds(summaries: list[Summary]) -> tuple[float, float]:
 
 def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
     """Mark the tasks where the row is not clearly above some trivial baseline: on the metrics the two share,
-    the 95% interval of the row's mean reaches the baseline's mean (direction-aware)."""
+    the 95% interval of the row's mean reaches the baseline's mean (direction-aware). A row whose scores have
+    no interval (one seed) and sit above every baseline is put in `one_seed_above` instead: its score alone
+    cannot say "clearly" (lmeval SST-2 0.500 against a majority class of 0.495 is one such)."""
     for task in tasks:
         metrics = row.tasks.get(task, {})
+        compared = False
         for baseline in trivial.values():
             shared = [m for m in score_metrics(list(metrics)) if m in baseline.get(task, {})]
             if not shared:
                 continue
+            compared = True
             higher = higher_is_better(shared[0])  # score metrics share one direction
             low, high = _bounds([metrics[m] for m in shared])
             value = mean(baseline[task][m] for m in shared)
             if (low <= value) if higher else (high >= value):
                 row.below_trivial.add(task)
+        no_interval = all(metrics[m][1] is None for m in score_metrics(list(metrics)))
+        if compared and no_interval and task not in row.below_trivial:
+            row.one_seed_above.add(task)
 
 
 def _improving(runs: list[dict], tasks: list[str]) -> dict[str, tuple[int, int]]:

@@ -78,13 +78,14 @@ def _trivial_cell(metrics: dict[str, float] | None, names: list[str]) -> tuple[s
 
 
 BELOW_TRIVIAL = "▽"
+ONE_SEED_ABOVE = "?"
 IMPROVING = "↗"
 NOT_LEARNED = "✗"
 
 
 def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[str, float | None]:
     """A task cell with its warnings: ✗ k/n did not learn (their scores are not results), ▽ not clearly above
-    the trivial baseline, ↗ k/n still improving, and
+    the trivial baseline, ? above it on one seed (no interval to say "clearly"), ↗ k/n still improving, and
     "budget-bound" on every cell of a suite that states its students cannot plateau at this budget, whether
     or not a run passes the rule (a learning rate decayed to 0 flattens any curve: README "Budget-bound
     suites")."""
@@ -94,6 +95,8 @@ def _marked(cell: tuple[str, float | None], row: MethodRow, task: str) -> tuple[
         text += f" {NOT_LEARNED} {k}/{n}"
     if task in row.below_trivial:
         text += f" {BELOW_TRIVIAL}"
+    if task in row.one_seed_above:
+        text += f" {ONE_SEED_ABOVE}"
     k, n = row.improving.get(task, (0, 0))
     if k:
         text += f" {IMPROVING} {k}/{n}"
@@ -161,6 +164,9 @@ def section(group: Group) -> TableSection:
     if any(row.below_trivial for row in group.rows):
         notes.append(f"{BELOW_TRIVIAL}: not clearly above the best trivial baseline (the 95% interval of the task score"
                      " reaches it)")
+    if any(row.one_seed_above for row in group.rows):
+        notes.append(f"{ONE_SEED_ABOVE}: above every trivial baseline on one seed, which has no interval to call it"
+                     " clearly above")
     if any(k for row in group.rows for k, _ in row.improving.values()):
         notes.append(f"{IMPROVING} k/n: k of the n runs were still improving at their last step ({RULE})")
     bound = next((row.budget_bound for row in group.rows if row.budget_bound), None)

@@ -71,12 +71,12 @@ def _fraction(counts: tuple[int, int] | None) -> str:
 
 
 def above_trivial(task: str, row: MethodRow) -> str:
-    """The "above it" cell: "▽ no" when the row's 95% interval (or, with one seed, its score) reaches the best
-    trivial baseline; "yes" when the interval stays clear of it; with one seed there is no interval over seeds,
-    so a score above the baseline is not called clearly above it."""
+    """The "above it" cell, from the leaderboard's flags (kdbench.leaderboard._flag_trivial): "▽ no" when the
+    row's 95% interval reaches the best trivial baseline, "? (1 seed)" when one seed's score is above it but has
+    no interval, "yes" when the interval stays clear of it."""
     if task in row.below_trivial:
         return "▽ no"
-    return "yes" if len(row.runs) >= 2 else "? (1 seed)"
+    return "? (1 seed)" if task in row.one_seed_above else "yes"
 
 
 def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | None:

@@ -556,13 +556,25 @@ def test_status_ratios_point_the_same_way_for_every_metric():
     assert headline(["bleu", "cer"]) == ["bleu"]
 
 
-def test_status_calls_a_single_seed_above_the_baseline_unsettled():
-    from kdbench.leaderboard import MethodRow
+def test_a_single_seed_above_the_baseline_is_unsettled_in_the_leaderboard_and_the_status():
+    from kdbench.leaderboard import MethodRow, _flag_trivial
+    from kdbench.leaderboard_render import _marked
     from kdbench.training_status import above_trivial
 
-    row = MethodRow(method="kd", runs=[{}], tasks={}, average=None)
-    assert above_trivial("sst2", row) == "? (1 seed)"  # 0.500 vs a majority class of 0.495, one run: no interval
-    row.runs.append({})
-    assert above_trivial("sst2", row) == "yes"
-    row.below_trivial.add("sst2")
-    assert above_trivial("sst2", row) == "▽ no"
+    trivial = {"majority class": {"sst2": {"accuracy": 49.5}}}
+
+    def flagged(summary):
+        row = MethodRow(method="kd", runs=[{}] * summary[2], tasks={"sst2": {"accuracy": summary}}, average=None)
+        _flag_trivial(row, trivial, ["sst2"])
+        return row
+
+    one = flagged((50.0, None, 1))  # 0.500 vs a majority class of 0.495, one run: no interval
+    assert one.one_seed_above == {"sst2"} and not one.below_trivial
+    assert above_trivial("sst2", one) == "? (1 seed)" and _marked(("50.0", 50.0), one, "sst2")[0] == "50.0 ?"
+    clear = flagged((50.0, 0.3, 3))
+    assert not clear.one_seed_above and not clear.below_trivial and above_trivial("sst2", clear) == "yes"
+    reaches = flagged((50.0, 0.6, 3))
+    assert reaches.below_trivial == {"sst2"} and above_trivial("sst2", reaches) == "▽ no"
+    below = flagged((49.0, None, 1))  # one seed at or below the baseline is ▽, not ?
+    assert below.below_trivial == {"sst2"} and not below.one_seed_above
+    assert _marked(("49.0", 49.0), below, "sst2")[0] == "49.0 ▽"
