@@ -9,6 +9,7 @@ metrics {task: {metric: value}}, parameter counts, timings, versions and git com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -151,12 +152,25 @@ def write_examples(path: Path, examples: dict) -> None:
 
 
 def load_examples(record: dict) -> dict | None:
-    """The per-example outputs of a loaded record, or None when it has none (older record, perplexity suite)."""
+    """The per-example outputs of a loaded record, or None when it has none (older record, perplexity suite).
+    Read once per file version: a leaderboard reads each file for its empty-output share and again for its
+    comparisons. The dict is shared between callers, so treat it as read-only."""
     name = record.get("examples_file")
     if not name or "_path" not in record:
         return None
+    path = Path(record["_path"]).parent / name
     try:
-        return json.loads((Path(record["_path"]).parent / name).read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_examples(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_examples(path: str, mtime_ns: int, size: int) -> dict | None:
+    """The parsed file; mtime and size are in the key so that a rewritten file is read again."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 

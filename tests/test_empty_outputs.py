@@ -45,3 +45,19 @@ def test_the_column_averages_runs_and_is_kept_with_a_note_only_where_some_output
     notes = []
     _drop_empty_column_if_zero(rows, notes)
     assert set(rows[0].diagnostics) == {"scitldr kl_teacher"} and notes == []
+
+
+def test_an_examples_file_is_read_once_and_again_when_it_is_rewritten(tmp_path):
+    import os
+
+    from kdbench.results import load_examples
+
+    record = _record(tmp_path, "kd-0", ["", "a", "b", "c"])
+    first = load_examples(record)
+    assert load_examples(record) is first  # the comparisons reuse the leaderboard's read
+    path = tmp_path / "examples" / "kd-0.json"
+    path.write_text(path.read_text().replace('"a"', '"x"'))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    again = load_examples(record)
+    assert again is not first and again["scitldr"]["test"]["predictions"]["greedy"][1] == "x"
+    assert load_examples({"_path": str(tmp_path / "gone.json"), "examples_file": "examples/gone.json"}) is None
