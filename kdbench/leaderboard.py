@@ -31,6 +31,7 @@ says why there is none.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from kdbench.comparisons import Comparisons, adjust, mde, planned_tests
 from kdbench.convergence import judge, learned
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
 from kdbench.results import load_examples, load_records
-from kdbench.stats import MIN_RESAMPLES, Comparison, mean_ci, resamples_for
+from kdbench.stats import MIN_RESAMPLES, Z95, Comparison, mean_ci, resamples_for
 from kdbench.students import newest_per_student, rows_by_variant
 
 REFERENCE_METHODS = ("kd", "none")
@@ -235,19 +236,32 @@ def _trivial(records: list[dict], notes: list[str]) -> dict[str, dict[str, dict[
     return out
 
 
-def _bounds(summaries: list[Summary]) -> tuple[float, float]:
-    """(lower, upper) end of the 95% interval of the mean of some metrics: their mean ± the mean half-width."""
+def _bounds(summaries: list[Summary], eval_half: float = 0.0) -> tuple[float, float]:
+    """(lower, upper) end of the 95% interval of the mean of some metrics: their mean ± the mean half-width,
+    with `eval_half` (the evaluation set's own 95% half-width) added in quadrature."""
     value = mean(s[0] for s in summaries)
     halves = [s[1] for s in summaries if s[1] is not None]
-    half = mean(halves) if halves else 0.0
+    half = math.hypot(mean(halves) if halves else 0.0, eval_half)
     return value - half, value + half
+
+
+def _eval_half_width(runs: list[dict], task: str, metrics: list[str]) -> float:
+    """z_0.975 (1.96) × the mean standard error over evaluation documents that the runs recorded for `metrics`
+    (lm-eval's `acc_stderr`), 0 where they recorded none. Every seed is scored on the same documents, so
+    this error does not shrink with seeds: a seed interval alone (0.500 ± 0.000 on 200 SST-2 documents from
+    two seeds that both scored 0.500) would call a score clear of a baseline it is within sampling error of."""
+    errors = [r["metrics"][task][f"{m}_stderr"] for r in runs for m in metrics
+              if isinstance(r.get("metrics", {}).get(task, {}).get(f"{m}_stderr"), (int, float))]
+    return Z95 * mean(errors) if errors else 0.0
 
 
 def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
     """Mark the tasks where the row is not clearly above some trivial baseline: on the metrics the two share,
     the 95% interval of the row's mean reaches the baseline's mean (direction-aware). A row whose scores have
     no interval (one seed) and sit above every baseline is put in `one_seed_above` instead: its score alone
-    cannot say "clearly" (lmeval SST-2 0.500 against a majority class of 0.495 is one such)."""
+    cannot say "clearly" (lmeval SST-2 0.500 against a majority class of 0.495 is one such). Where the runs
+    recorded a standard error over evaluation documents, it widens the interval (kdbench.leaderboard
+    ._eval_half_width)."""
     for task in tasks:
         metrics = row.tasks.get(task, {})
         compared = False
@@ -257,7 +271,7 @@ def _flag_trivial(row: MethodRow, trivial: dict, tasks: list[str]) -> None:
                 continue
             compared = True
             higher = higher_is_better(shared[0])  # score metrics share one direction
-            low, high = _bounds([metrics[m] for m in shared])
+            low, high = _bounds([metrics[m] for m in shared], _eval_half_width(row.runs, task, shared))
             value = mean(baseline[task][m] for m in shared)
             if (low <= value) if higher else (high >= value):
                 row.below_trivial.add(task)

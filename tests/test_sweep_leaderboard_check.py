@@ -578,3 +578,24 @@ def test_a_single_seed_above_the_baseline_is_unsettled_in_the_leaderboard_and_th
     below = flagged((49.0, None, 1))  # one seed at or below the baseline is ▽, not ?
     assert below.below_trivial == {"sst2"} and not below.one_seed_above
     assert _marked(("49.0", 49.0), below, "sst2")[0] == "49.0 ▽"
+
+
+def test_the_evaluation_sets_standard_error_widens_the_comparison_with_a_trivial_baseline():
+    """Two seeds that both score 0.500 on 200 SST-2 documents have a seed interval of width 0; lm-eval's
+    acc_stderr (0.0354) is the error every seed shares, so 0.500 is within it of a 0.495 majority class."""
+    from kdbench.leaderboard import MethodRow, _flag_trivial
+
+    trivial = {"majority class": {"sst2": {"acc": 0.495}}}
+
+    def flagged(score, stderr):
+        runs = [{"metrics": {"sst2": {"acc": score, "acc_stderr": stderr}}}] * 2
+        row = MethodRow(method="none", runs=runs, tasks={"sst2": {"acc": (score, 0.0, 2)}}, average=None)
+        _flag_trivial(row, trivial, ["sst2"])
+        return row
+
+    assert flagged(0.500, 0.0354).below_trivial == {"sst2"}  # 0.005 above, 1.96 × 0.0354 = 0.069 wide
+    assert not flagged(0.600, 0.0346).below_trivial  # 0.105 above: clear of 0.068
+    no_stderr = MethodRow(method="none", runs=[{"metrics": {"sst2": {"acc": 0.5}}}] * 2,
+                          tasks={"sst2": {"acc": (0.500, 0.0, 2)}}, average=None)
+    _flag_trivial(no_stderr, trivial, ["sst2"])
+    assert not no_stderr.below_trivial  # no recorded error: the seed interval alone, as before
