@@ -59,8 +59,9 @@ def teacher_representation(record: dict) -> str:
 
 def group_key(record: dict) -> tuple:
     """What makes records comparable: suite and version, the pair, the budgets and row limits, and, only where
-    it is the top-k approximation, the teacher representation (one objective per table), and a student that
-    starts from the fine-tuned teacher's layers (student_init=teacher) rather than the pretrained ones."""
+    it is the top-k approximation, the teacher representation (one objective per table), a student that
+    starts from the fine-tuned teacher's layers (student_init=teacher) rather than the pretrained ones, and
+    mixed precision (bf16 autocast on CUDA trains and fine-tunes the teacher differently from fp32 on a CPU)."""
     cfg = record["config"]
     budget = f"{cfg['train']['max_steps']} steps x {cfg['train']['batch_size']}"
     if cfg["train"].get("keep", "last") == "best":  # an early-stopped student is a different budget from the last step's
@@ -72,7 +73,10 @@ def group_key(record: dict) -> tuple:
         student += " (from the fine-tuned teacher)"
     key = (record["suite"], record["suite_version"], record["teacher"]["name"], student, budget, teacher_budget, rows)
     representation = teacher_representation(record)
-    return key if representation == "dense" else key + (f"teacher outputs {representation}",)
+    if representation != "dense":
+        key += (f"teacher outputs {representation}",)
+    precision = (record.get("device") or {}).get("mixed_precision") or "no"
+    return key if precision == "no" else key + (f"{precision} mixed precision",)
 
 
 Summary = tuple  # (mean, CI half-width or None, n)

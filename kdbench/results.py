@@ -192,17 +192,26 @@ CODE_PATHS = ("kdbench", "suites", "pyproject.toml")
 
 
 def git_commit(root: Path | None = None) -> dict:
-    """The commit of the kdbench checkout that ran, and whether its code (CODE_PATHS) had uncommitted changes."""
+    """The commit of the kdbench checkout that ran, and whether its code (CODE_PATHS) had uncommitted changes.
+
+    A copy without git history (a lent GPU machine gets the working tree only; a container image) cannot see
+    its commit: there $KDBENCH_SOURCE_COMMIT, set by whoever made the copy, names it, `declared` says so,
+    and `dirty` stays unknown (None)."""
     root = root or Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
                                cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return {"sha": None, "dirty": None}
+        return _declared_commit()
     if sha.returncode != 0:
-        return {"sha": None, "dirty": None}
+        return _declared_commit()
     return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _declared_commit() -> dict:
+    declared = os.environ.get("KDBENCH_SOURCE_COMMIT", "").strip()
+    return {"sha": declared, "dirty": None, "declared": True} if declared else {"sha": None, "dirty": None}
 
 
 def load_records(results_dir: Path, suite: str | None = None) -> tuple[list[dict], list[str]]:

@@ -37,5 +37,17 @@ def test_an_uncommitted_change_to_code_or_a_suite_file_is_dirty(checkout, code):
     assert git_commit(checkout)["dirty"] is True
 
 
-def test_outside_a_git_checkout_nothing_is_claimed(tmp_path):
+def test_outside_a_git_checkout_nothing_is_claimed(tmp_path, monkeypatch):
+    monkeypatch.delenv("KDBENCH_SOURCE_COMMIT", raising=False)
     assert git_commit(tmp_path) == {"sha": None, "dirty": None}
+
+
+def test_a_copy_without_history_takes_the_commit_its_maker_declares_and_leaves_dirty_unknown(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", "ab" * 20)
+    assert git_commit(tmp_path) == {"sha": "ab" * 20, "dirty": None, "declared": True}
+
+
+def test_a_real_checkout_ignores_a_declared_commit(checkout, monkeypatch):
+    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", "ab" * 20)
+    state = git_commit(checkout)
+    assert state["sha"] != "ab" * 20 and "declared" not in state
