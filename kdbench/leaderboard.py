@@ -43,7 +43,7 @@ from kdbench.convergence import judge, learned
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
 from kdbench.results import load_examples, load_records
 from kdbench.stats import MIN_RESAMPLES, Z95, Comparison, mean_ci, resamples_for
-from kdbench.students import newest_per_student, rows_by_variant
+from kdbench.students import newest_per_student, rows_by_variant, trained_precision
 
 REFERENCE_METHODS = ("kd", "none")
 
@@ -75,7 +75,7 @@ def group_key(record: dict) -> tuple:
     representation = teacher_representation(record)
     if representation != "dense":
         key += (f"teacher outputs {representation}",)
-    precision = (record.get("device") or {}).get("mixed_precision") or "no"
+    precision = trained_precision(record)
     return key if precision == "no" else key + (f"{precision} mixed precision",)
 
 
@@ -127,7 +127,8 @@ class Group:
     @property
     def title(self) -> str:
         suite, version, teacher, student = self.key[:4]
-        return f"{suite} v{version}: {teacher} → {student}"
+        extra = f" ({', '.join(self.key[7:])})" if len(self.key) > 7 else ""  # two tables never share a title
+        return f"{suite} v{version}: {teacher} → {student}{extra}"
 
     @property
     def caption(self) -> str:

@@ -55,17 +55,26 @@ class TrainStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+def uses_cuda(device: str) -> bool:
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
+def mixed_precision_for(device: str) -> str:
+    """What a run with this `device` setting trains in on this machine: "bf16" on CUDA, else "no"."""
+    return "bf16" if uses_cuda(device) and torch.cuda.is_bf16_supported() else "no"
+
+
 def make_accelerator(device: str, log_with: tuple = (), project_dir=None):
     """accelerate on the requested device; bf16 mixed precision on CUDA; `log_with`: its trackers, writing
     under `project_dir` (kdbench.trackers)."""
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = uses_cuda(device)
     if device == "cuda" and not torch.cuda.is_available():
         from kdbench.errors import KdbenchError
 
         raise KdbenchError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
-    precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "no"
+    precision = mixed_precision_for(device)
     # Under `accelerate launch` / torchrun every process takes its slice of each batch (split_batches):
     # the optimizer step sees the same train.batch_size examples as a single process does.
     return Accelerator(cpu=not use_cuda, mixed_precision=precision,

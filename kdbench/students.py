@@ -42,11 +42,18 @@ def student_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(_flat(config), sort_keys=True).encode()).hexdigest()
 
 
+def trained_precision(record: dict) -> str:
+    """The mixed precision the run actually trained in ("no" or e.g. "bf16"). `device=auto` is one config
+    value for a CPU run in fp32 and a CUDA run under bf16 autocast, and those train different students."""
+    return (record.get("device") or {}).get("mixed_precision") or "no"
+
+
 def newest_per_student(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(the newest record of each student, the older repeats), in the input order."""
-    newest: dict[str, dict] = {}
+    """(the newest record of each student, the older repeats), in the input order. One student: the same
+    student_key and the same trained precision."""
+    newest: dict[tuple[str, str], dict] = {}
     for r in sorted(records, key=lambda r: r["created_at"]):
-        newest[student_key(r["config"])] = r
+        newest[(student_key(r["config"]), trained_precision(r))] = r
     kept = {id(r) for r in newest.values()}
     return [r for r in records if id(r) in kept], [r for r in records if id(r) not in kept]
 

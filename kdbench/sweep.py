@@ -16,6 +16,7 @@ from pathlib import Path
 from kdbench.config import RunConfig, parse_list, resolve
 from kdbench.errors import KdbenchError
 from kdbench.results import SCHEMA_VERSION, config_hash, load_records
+from kdbench.students import trained_precision
 
 SWEEP_KEYS = ("methods", "seeds")
 
@@ -72,17 +73,19 @@ def _params_for(method: str, overrides: dict[str, str], methods: list[str]) -> d
     return out
 
 
-def done_configs(results_dir: Path, suite: str) -> set[str]:
-    """Config hashes of the complete records already under results_dir/suite, in the current record schema
-    (an older record lacks what the leaderboard needs, e.g. per-example outputs, so its cell runs again)."""
+def done_configs(results_dir: Path, suite: str) -> set[tuple[str, str]]:
+    """(config hash, trained precision) of the complete records already under results_dir/suite, in the
+    current record schema (an older record lacks what the leaderboard needs, e.g. per-example outputs, so its
+    cell runs again). The precision makes a CPU record not count as done for a sweep on a GPU (bf16)."""
     records, _ = load_records(results_dir, suite)
-    return {config_hash(r["config"]) for r in records
+    return {(config_hash(r["config"]), trained_precision(r)) for r in records
             if r.get("status") == "complete" and r.get("schema_version") == SCHEMA_VERSION}
 
 
 def sweep(overrides: dict[str, str], log=print, environ=None) -> dict:
     """Run every cell that has no complete record yet; returns a summary of what ran and how long it took."""
     from kdbench.experiment import run
+    from kdbench.runner import mixed_precision_for
 
     cells = plan(overrides, environ)
     done = done_configs(Path(cells[0].results_dir), cells[0].suite)
@@ -91,7 +94,7 @@ def sweep(overrides: dict[str, str], log=print, environ=None) -> dict:
     start = time.perf_counter()
     for i, cfg in enumerate(cells, start=1):
         label = f"{cfg.method} seed={cfg.seed}"
-        if config_hash(cfg.to_dict()) in done:
+        if (config_hash(cfg.to_dict()), mixed_precision_for(cfg.device)) in done:
             log(f"[{i}/{len(cells)}] {label}: a complete record exists, skipped")
             summary["skipped"].append(label)
             continue

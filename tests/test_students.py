@@ -28,6 +28,14 @@ def test_the_newest_record_of_a_student_wins_and_the_repeats_are_returned():
     assert kept == [other_seed, new] and repeats == [old]
 
 
+def test_a_gpu_run_under_bf16_is_another_student_than_the_cpu_run_of_the_same_config():
+    cpu = {**_record(created="2026-11-30T01:00:00Z"), "device": {"type": "cpu", "mixed_precision": None}}
+    gpu = {**_record(created="2026-12-04T15:00:00Z"), "device": {"type": "cuda", "mixed_precision": "bf16"}}
+    again = {**_record(created="2026-12-04T16:00:00Z"), "device": {"type": "cuda", "mixed_precision": "bf16"}}
+    kept, repeats = newest_per_student([cpu, gpu, again])
+    assert kept == [cpu, again] and repeats == [gpu]
+
+
 def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
     runs = [_record(seed=s, method_params={"alpha": a}, created=f"2026-11-30T0{s}:0{i}:00Z")
             for i, a in enumerate((0.5, 0.9)) for s in (0, 1)]

@@ -476,6 +476,21 @@ def test_records_of_an_older_schema_do_not_count_as_done(swept, tmp_path):
     assert len(done_configs(results, "glue_enc_tiny")) == 4
 
 
+def test_a_gpu_record_does_not_count_as_done_for_a_cpu_sweep(swept, tmp_path):
+    """device=auto trains in fp32 here and under bf16 on a GPU: another student, so the cell runs again."""
+    from kdbench.runner import mixed_precision_for
+    from kdbench.sweep import done_configs
+
+    results = tmp_path / "r"
+    shutil.copytree(swept[0], results)
+    assert {precision for _, precision in done_configs(results, "glue_enc_tiny")} == {mixed_precision_for("cpu")}
+    for path in (results / "glue_enc_tiny").glob("kd-*.json"):
+        record = json.loads(path.read_text())
+        record["device"] = {**record["device"], "type": "cuda", "mixed_precision": "bf16"}
+        path.write_text(json.dumps(record))
+    assert sum(precision == "no" for _, precision in done_configs(results, "glue_enc_tiny")) == 4
+
+
 def test_a_claim_may_name_a_variant_row_and_run_refuses_it(swept, capsys, tmp_path):
     """Records of one method that differ in a key are rows `kd[alpha=...]`; a claim names such a row."""
     results = tmp_path / "r"
