@@ -165,7 +165,7 @@ def check(results_dir: Path, baselines_dir: Path, suite: str | None = None, floo
         ungated.append(f"no complete records under {results_dir}" + (f"/{suite}" if suite else ""))
     for key, records in sorted(groups.items()):
         path = baseline_file(baselines_dir, key)
-        label = f"{key[0]} v{key[1]} {key[2]}→{key[3]} ({key[4]})"
+        label = f"{key[0]} v{key[1]} {key[2]}→{key[3]} ({', '.join((key[4], *key[7:]))})"
         if not path.is_file():
             ungated.append(f"{label}: no baseline {path}; record one with `kdbench check record=true`")
             continue
