@@ -26,6 +26,7 @@ from kdbench.registry import METHODS, did_you_mean
 # reference records and leaderboards live in the tracked `results/`, written only with results_dir=results.
 DEFAULT_RESULTS_DIR = "runs"
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32")
 NAN_POLICIES = ("stop", "skip")
 STUDENT_INITS = ("pretrained", "teacher")
 KEEPS = ("last", "best")
@@ -183,6 +184,9 @@ class RunConfig:
     cache_dir: str = ""  # fine-tuned teachers; default $KDBENCH_CACHE_DIR or ~/.cache/kdbench
     cache_max_gb: float = 0.0  # bound on the cache's size on disk: evict least recently used entries; 0 = none
     device: str = "auto"  # auto | cpu | cuda
+    # auto: bf16 autocast on a CUDA device that has it, fp32 elsewhere; fp32: fp32 on every device (a GPU then
+    # adds seeds to a table trained on CPUs: the record's device.mixed_precision says what a run trained in)
+    precision: str = "auto"
     dry_run: bool = False  # print the resolved config and exit
     nan_policy: str = "stop"  # a non-finite loss or gradient: stop the run (stop) or skip that step (skip)
     checkpoint_every: int = 100  # training steps between checkpoints (also after the last step and on SIGTERM/SIGINT)
@@ -212,6 +216,8 @@ class RunConfig:
     def __post_init__(self):
         if self.device not in DEVICES:
             raise KdbenchError(f"unknown device {self.device!r}; {did_you_mean(self.device, list(DEVICES))}")
+        if self.precision not in PRECISIONS:
+            raise KdbenchError(f"unknown precision {self.precision!r}; {did_you_mean(self.precision, list(PRECISIONS))}")
         if self.nan_policy not in NAN_POLICIES:
             raise KdbenchError(f"unknown nan_policy {self.nan_policy!r}; {did_you_mean(self.nan_policy, list(NAN_POLICIES))}")
         if self.student_init not in STUDENT_INITS:

@@ -428,7 +428,7 @@ def run(cfg: RunConfig, log=print, teachers: dict | None = None) -> Path | None:
     """
     tasks = validate(cfg)
     suite, info = suite_of(cfg)
-    accelerator = make_accelerator(cfg.device, cfg.log_with, trackers.trackers_folder(cfg))
+    accelerator = make_accelerator(cfg.device, cfg.log_with, trackers.trackers_folder(cfg), cfg.precision)
     record = _new_record(cfg, info, accelerator)
     main = accelerator.is_main_process
     # The other processes of a distributed run compute the same record; theirs go to a scratch folder.

@@ -40,9 +40,12 @@ def run_seconds(record: dict) -> float:
 
 
 # Where a run writes and how it checkpoints do not change its numbers: two configs that differ only here
-# are the same experiment (a sweep skips the cell; a checkpoint resumes across them).
+# are the same experiment (a sweep skips the cell; a checkpoint resumes across them). `precision` changes them
+# only through what the run trains in, which `device=auto` changes too: the record states it
+# (device.mixed_precision), and the sweep's "already done", the student's identity and the leaderboard's
+# groups key on that (kdbench.students.trained_precision), so precision=fp32 on a GPU adds seeds to a CPU table.
 OPERATIONAL_KEYS = ("results_dir", "cache_dir", "cache_max_gb", "dry_run", "resume", "checkpoint_every",
-                    "save_student", "students_dir", "log_with", "push_to_hub")
+                    "save_student", "students_dir", "log_with", "push_to_hub", "precision")
 
 
 # Config keys added after records had been written, each with the value every run before it had implicitly.

@@ -59,14 +59,15 @@ def uses_cuda(device: str) -> bool:
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
-def mixed_precision_for(device: str) -> str:
-    """What a run with this `device` setting trains in on this machine: "bf16" on CUDA, else "no"."""
-    return "bf16" if uses_cuda(device) and torch.cuda.is_bf16_supported() else "no"
+def mixed_precision_for(device: str, precision: str = "auto") -> str:
+    """What a run with these `device` and `precision` settings trains in on this machine: "bf16" on CUDA
+    unless precision="fp32", else "no" (fp32)."""
+    return "bf16" if precision == "auto" and uses_cuda(device) and torch.cuda.is_bf16_supported() else "no"
 
 
-def make_accelerator(device: str, log_with: tuple = (), project_dir=None):
-    """accelerate on the requested device; bf16 mixed precision on CUDA; `log_with`: its trackers, writing
-    under `project_dir` (kdbench.trackers)."""
+def make_accelerator(device: str, log_with: tuple = (), project_dir=None, precision: str = "auto"):
+    """accelerate on the requested device; bf16 mixed precision on CUDA unless precision="fp32"; `log_with`:
+    its trackers, writing under `project_dir` (kdbench.trackers)."""
     from accelerate import Accelerator, DataLoaderConfiguration
 
     use_cuda = uses_cuda(device)
@@ -74,10 +75,10 @@ def make_accelerator(device: str, log_with: tuple = (), project_dir=None):
         from kdbench.errors import KdbenchError
 
         raise KdbenchError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
-    precision = mixed_precision_for(device)
+    mixed = mixed_precision_for(device, precision)
     # Under `accelerate launch` / torchrun every process takes its slice of each batch (split_batches):
     # the optimizer step sees the same train.batch_size examples as a single process does.
-    return Accelerator(cpu=not use_cuda, mixed_precision=precision,
+    return Accelerator(cpu=not use_cuda, mixed_precision=mixed,
                        dataloader_config=DataLoaderConfiguration(split_batches=True),
                        log_with=list(log_with) or None, project_dir=str(project_dir) if project_dir else None)
 

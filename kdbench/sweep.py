@@ -94,7 +94,7 @@ def sweep(overrides: dict[str, str], log=print, environ=None) -> dict:
     start = time.perf_counter()
     for i, cfg in enumerate(cells, start=1):
         label = f"{cfg.method} seed={cfg.seed}"
-        if (config_hash(cfg.to_dict()), mixed_precision_for(cfg.device)) in done:
+        if (config_hash(cfg.to_dict()), mixed_precision_for(cfg.device, cfg.precision)) in done:
             log(f"[{i}/{len(cells)}] {label}: a complete record exists, skipped")
             summary["skipped"].append(label)
             continue

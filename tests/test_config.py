@@ -51,6 +51,7 @@ def test_lists_ints_floats_and_bools_parse_by_field_type():
         ({"suite": "glu"}, "did you mean 'glue'"),
         ({"method": "kdd"}, "did you mean 'kd'"),
         ({"device": "tpu"}, "unknown device"),
+        ({"precision": "fp23"}, "did you mean 'fp32'"),
     ],
 )
 def test_bad_config_is_a_readable_error(overrides, match):

@@ -77,3 +77,13 @@ def test_the_schedules_after_warm_up_are_linear_constant_and_cosine():
     assert cosine[:3] == [0.0, 0.5, 1.0] and cosine[4] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 8)), abs=1e-6)
     with pytest.raises(KdbenchError, match="schedule must be one of linear, constant, cosine"):
         TrainConfig(schedule="step")
+
+
+def test_precision_fp32_trains_in_fp32_on_a_gpu_too(monkeypatch):
+    from kdbench.runner import mixed_precision_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert mixed_precision_for("auto") == "bf16"
+    assert mixed_precision_for("auto", "fp32") == "no"
+    assert mixed_precision_for("cpu") == "no"

@@ -79,3 +79,15 @@ def test_with_its_suite_the_variant_a_plain_run_trains_keeps_the_method_name():
     assert rows == {"kd": fkl, "kd[divergence=akl]": [akl]}
     # where the suite does not resolve (a plug-in's, gone), every variant is labelled as before
     assert sorted(rows_by_variant(fkl + [akl], "no_such_suite")) == ["kd[divergence=akl]", "kd[divergence=fkl]"]
+
+
+def test_precision_fp32_on_a_gpu_adds_a_seed_to_the_cpu_table():
+    """precision is keyed by what the run trained in (the record's device.mixed_precision), not by the setting:
+    an fp32 GPU record of seed 2 is a row beside the CPU seeds, and the sweep counts its cell done."""
+    from kdbench.results import config_hash
+
+    cpu = {**_record(seed=0), "device": {"type": "cpu", "mixed_precision": "no"}}
+    gpu = {**_record(seed=2, precision="fp32"), "device": {"type": "cuda", "mixed_precision": "no"}}
+    assert list(rows_by_variant([cpu, gpu])) == ["kd"]
+    assert config_hash(_record(seed=2, precision="fp32")["config"]) == config_hash(_record(seed=2)["config"])
+    assert student_key(gpu["config"]) == student_key(_record(seed=2)["config"])

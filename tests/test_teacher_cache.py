@@ -99,3 +99,20 @@ def test_a_damaged_weights_entry_is_rebuilt_never_loaded(tmp_path, damage):
     messages = []
     assert teacher.load_cached(entry, messages.append) is None
     assert "damaged" in messages[0] and not entry.exists()
+
+
+@pytest.fixture
+def on_a_bf16_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+
+def test_a_teacher_fine_tuned_under_bf16_is_another_cache_entry(on_a_bf16_gpu):
+    """On a GPU device=auto fine-tunes and runs the teacher under bf16 autocast: not the fp32 teacher a CPU
+    wrote into a shared cache. precision=fp32 there is the fp32 teacher, under the key it always had."""
+    fp32 = weights_key(resolve({"device": "cpu"}, environ={}))
+    assert weights_key(resolve({}, environ={})) != fp32
+    assert weights_key(resolve({"precision": "fp32"}, environ={})) == fp32
+    assert "mixed_precision" not in teacher.weights_key_parts(resolve({"device": "cpu"}, environ={}), BASE_IDENTITY, data())

@@ -39,7 +39,7 @@ from kdbench.models.load import cache_root, freeze_below_top, model_identity
 from kdbench.models.placement import place_teacher
 from kdbench.registry import METHODS
 from kdbench.results import atomic_write_text, canonical_config
-from kdbench.runner import train
+from kdbench.runner import mixed_precision_for, train
 from kdbench.validation import validator
 
 RECIPE_VERSION = 3  # bump when the fine-tuning procedure changes (2: fused AdamW; 3: the validation slice
@@ -67,7 +67,15 @@ def weights_key_parts(cfg, identity: dict, data) -> dict:
         "max_train_examples": cfg.data.max_train_examples,
         "val_examples": cfg.data.val_examples,  # held out of the training data (text suites cut it from the text)
         "teacher_train": _budget(cfg.teacher_train),
+        # a teacher fine-tuned (and run) under bf16 autocast is another teacher than the fp32 one; fp32
+        # teachers keep the keys they had before the precision was part of it
+        **_trained_precision(cfg),
     }
+
+
+def _trained_precision(cfg) -> dict:
+    mixed = mixed_precision_for(cfg.device, cfg.precision)
+    return {} if mixed == "no" else {"mixed_precision": mixed}
 
 
 def _budget(train_cfg) -> dict:
