@@ -197,24 +197,32 @@ CODE_PATHS = ("kdbench", "suites", "pyproject.toml")
 def git_commit(root: Path | None = None) -> dict:
     """The commit of the kdbench checkout that ran, and whether its code (CODE_PATHS) had uncommitted changes.
 
-    A copy without git history (a lent GPU machine gets the working tree only; a container image) cannot see
-    its commit: there $KDBENCH_SOURCE_COMMIT, set by whoever made the copy, names it, `declared` says so,
-    and `dirty` stays unknown (None)."""
+    A copy of a working tree (a lent GPU machine; a container image) may have no git history, or history that
+    lags the tree it got (measured 2026-12-04: the device copy's HEAD was the session's first commit while its
+    files were two commits later, so every record said "dirty"). Whoever makes the copy names its commit in
+    $KDBENCH_SOURCE_COMMIT; where that is not the copy's HEAD it wins, `declared` says so, `git_head` keeps
+    what git saw, and `dirty` compares the code with the declared commit if the copy holds it, else stays
+    unknown (None)."""
     root = root or Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-                               cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return _declared_commit()
-    if sha.returncode != 0:
-        return _declared_commit()
-    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
-def _declared_commit() -> dict:
     declared = os.environ.get("KDBENCH_SOURCE_COMMIT", "").strip()
-    return {"sha": declared, "dirty": None, "declared": True} if declared else {"sha": None, "dirty": None}
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None or head.returncode != 0:
+        return {"sha": declared, "dirty": None, "declared": True} if declared else {"sha": None, "dirty": None}
+    sha = head.stdout.strip()
+    if declared and declared != sha:
+        held = _git(root, "cat-file", "-e", f"{declared}^{{commit}}")
+        diff = _git(root, "diff", "--name-only", declared, "--", *CODE_PATHS) if held and held.returncode == 0 else None
+        dirty = bool(diff.stdout.strip()) if diff is not None and diff.returncode == 0 else None
+        return {"sha": declared, "dirty": dirty, "declared": True, "git_head": sha}
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return {"sha": sha, "dirty": bool(status.stdout.strip()) if status is not None else None}
+
+
+def _git(root: Path, *args):
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def load_records(results_dir: Path, suite: str | None = None) -> tuple[list[dict], list[str]]:

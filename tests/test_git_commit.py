@@ -47,7 +47,23 @@ def test_a_copy_without_history_takes_the_commit_its_maker_declares_and_leaves_d
     assert git_commit(tmp_path) == {"sha": "ab" * 20, "dirty": None, "declared": True}
 
 
-def test_a_real_checkout_ignores_a_declared_commit(checkout, monkeypatch):
-    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", "ab" * 20)
-    state = git_commit(checkout)
-    assert state["sha"] != "ab" * 20 and "declared" not in state
+def test_a_declared_commit_that_is_the_head_changes_nothing(checkout, monkeypatch):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", head)
+    assert git_commit(checkout) == {"sha": head, "dirty": False}
+
+
+def test_a_copy_whose_history_lags_its_files_takes_the_declared_commit(checkout, monkeypatch):
+    """The lent GPU machine's copy had the session's first commit as HEAD and the files of a later one."""
+    first = git_commit(checkout)["sha"]
+    (checkout / "kdbench/losses.py").write_text("later\n")
+    _git(checkout, "commit", "-qam", "later")
+    later = git_commit(checkout)["sha"]
+    _git(checkout, "reset", "-q", "--soft", first)  # HEAD back at the first commit, files of the later one
+    assert git_commit(checkout)["dirty"] is True
+    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", later)
+    assert git_commit(checkout) == {"sha": later, "dirty": False, "declared": True, "git_head": first}
+    (checkout / "kdbench/losses.py").write_text("later still\n")
+    assert git_commit(checkout)["dirty"] is True
+    monkeypatch.setenv("KDBENCH_SOURCE_COMMIT", "ab" * 20)  # a commit the copy does not hold: dirty unknown
+    assert git_commit(checkout) == {"sha": "ab" * 20, "dirty": None, "declared": True, "git_head": first}
