@@ -10,7 +10,8 @@ records alone (kdbench.leaderboard.collect groups them as the leaderboard does):
   empty output, copy the prompt), and whether the row is clearly above it (▽ when its 95% interval reaches it);
 - learned k/n and still improving k/n (kdbench.convergence: `learned` and the convergence rule), and the
   suite's budget-bound statement where it has one;
-- wall s: the mean of the runs' record seconds (kdbench.results.run_seconds);
+- wall s: the mean of the runs' record seconds (kdbench.results.run_seconds), per device type where any
+  run trained on a GPU (GPU seeds beside CPU ones: one mean would be a cost nobody paid);
 - suite version: "current", or "superseded (now vN)" for records of an older version of the suite file.
 
 It answers the question a score cannot: whether the number is a trained student's (README "Students that
@@ -19,6 +20,7 @@ learn"). Nothing here tests one method against another; the leaderboard does tha
 
 from __future__ import annotations
 
+from collections import defaultdict
 from statistics import mean
 
 from kdbench.config import load_suite_file
@@ -79,6 +81,17 @@ def above_trivial(task: str, row: MethodRow) -> str:
     return "? (1 seed)" if task in row.one_seed_above else "yes"
 
 
+def wall_seconds(runs: list[dict]) -> str:
+    """The "wall s per run" cell: the mean record seconds; per device type, named, where any run trained on
+    another device than a CPU ("cpu 2,777 (n=1) · cuda 40 (n=2)")."""
+    by_device: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        by_device[((r.get("device") or {}).get("type") or "cpu").split(":")[0]].append(run_seconds(r))
+    if list(by_device) == ["cpu"]:
+        return f"{mean(by_device['cpu']):,.0f}"
+    return " · ".join(f"{device} {mean(seconds):,.0f} (n={len(seconds)})" for device, seconds in sorted(by_device.items()))
+
+
 def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | None:
     scored = _score(row.tasks.get(task, {}))
     if scored is None:
@@ -93,7 +106,7 @@ def _row(group: Group, task: str, row: MethodRow, version: str) -> list[str] | N
             f"{trivial[0]} {trivial[1]:.3g}" if trivial else "–",
             above_trivial(task, row) if trivial else "–",
             f"{learned[1] - learned[0]}/{learned[1]}" if learned else "–", _fraction(row.improving.get(task)),
-            "yes" if row.budget_bound else "no", f"{mean(run_seconds(r) for r in row.runs):,.0f}", version]
+            "yes" if row.budget_bound else "no", wall_seconds(row.runs), version]
 
 
 def status_rows(groups: list[Group]) -> list[list[str]]:

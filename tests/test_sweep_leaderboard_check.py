@@ -560,6 +560,17 @@ def test_status_marks_the_rows_of_an_older_suite_version_as_superseded():
     assert version_state("no_such_suite", "1") == "–"
 
 
+def test_status_gives_wall_seconds_per_device_where_gpu_and_cpu_seeds_share_a_row():
+    from kdbench.training_status import wall_seconds
+
+    def run(device, train_s):
+        return {"device": {"type": device} if device else None, "timings": {"train_s": train_s}}
+
+    assert wall_seconds([run("cpu", 100.0), run(None, 300.0)]) == "200"  # no device field: a CPU record
+    assert wall_seconds([run("cpu", 2777.0), run("cuda", 40.0), run("cuda:0", 50.0)]) == "cpu 2,777 (n=1) · cuda 45 (n=2)"
+    assert wall_seconds([run("cuda", 94.0)]) == "cuda 94 (n=1)"
+
+
 def test_status_ratios_point_the_same_way_for_every_metric():
     from kdbench.training_status import headline, ratio_to_teacher
 
