@@ -89,6 +89,8 @@ class _Data:
 
 
 class _Cfg:
+    device, precision = "cpu", "auto"
+
     class data:  # noqa: N801
         max_train_examples, val_examples = 0, 256
 
