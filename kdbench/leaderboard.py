@@ -41,7 +41,7 @@ from statistics import mean
 from kdbench.comparisons import Comparisons, adjust, mde, planned_tests
 from kdbench.convergence import judge, learned
 from kdbench.metric_specs import higher_is_better, is_spread, lookup, score_metrics
-from kdbench.results import load_examples, load_records
+from kdbench.results import device_type, load_examples, load_records
 from kdbench.stats import MIN_RESAMPLES, Z95, Comparison, mean_ci, resamples_for
 from kdbench.students import newest_per_student, rows_by_variant, trained_precision
 
@@ -91,7 +91,9 @@ class MethodRow:
     comparisons: dict[str, dict[str, Comparison | str]] = field(default_factory=dict)  # ref -> task|"avg" -> it, or why none
     student_params: int | None = None
     compression: float | None = None
-    train_s: float | None = None
+    train_s: float | None = None  # mean over the runs on train_device (CPU and GPU seconds never average)
+    train_device: str = "cpu"  # the device of train_s and the throughputs: the CPU where a run trained there
+    train_s_by_device: dict[str, tuple[float, int]] = field(default_factory=dict)  # device -> (mean train_s, runs)
     generation_s: float | None = None  # of train_s: sampling responses (on-policy methods, SeqKD)
     examples_per_s: float | None = None
     tokens_per_s: float | None = None
@@ -174,9 +176,17 @@ def _cost(row: MethodRow, teacher_params: int | None) -> None:
     row.student_params = runs[0]["params"].get("student")
     if row.student_params and teacher_params:
         row.compression = teacher_params / row.student_params
-    row.train_s = mean(r["timings"]["train_s"] for r in runs)
-    row.generation_s = _mean_or_none(r["timings"].get("generation_s") for r in runs)
-    throughput = [t for r in runs for t in r.get("throughput", {}).values() if "shared_with" not in t]
+    by_device: dict[str, list[dict]] = {}
+    for r in runs:
+        by_device.setdefault(device_type(r), []).append(r)
+    row.train_s_by_device = {d: (mean(r["timings"]["train_s"] for r in rs), len(rs)) for d, rs in by_device.items()}
+    # Seconds on a GPU are 30-70x fewer than on the CPU for the same cell: a mean over both describes no machine.
+    # The costs come from one device's runs, the CPU's where any run trained there (the tables' reference machine).
+    row.train_device = "cpu" if "cpu" in by_device else max(by_device, key=lambda d: len(by_device[d]))
+    timed = by_device[row.train_device]
+    row.train_s = mean(r["timings"]["train_s"] for r in timed)
+    row.generation_s = _mean_or_none(r["timings"].get("generation_s") for r in timed)
+    throughput = [t for r in timed for t in r.get("throughput", {}).values() if "shared_with" not in t]
     row.examples_per_s = _mean_or_none(t.get("train_examples_per_s") for t in throughput)
     row.tokens_per_s = _mean_or_none(t.get("train_tokens_per_s") for t in throughput)
 
@@ -349,6 +359,10 @@ def build_group(key: tuple, records: list[dict], compare: bool = True) -> Group:
         row.budget_bound = next((r["budget_bound"] for r in runs if r.get("budget_bound")), stated_bound)
         rows.append(row)
     _drop_empty_column_if_zero(rows, notes)
+    if any(len(row.train_s_by_device) > 1 or row.train_device != "cpu" for row in rows):
+        notes.append("train s: per device where a row's runs trained on other devices than the CPU (GPU seconds "
+                     "are 30-70x fewer and never averaged with CPU ones); the throughput columns and the Pareto "
+                     "plot's time are the CPU runs' where a row has any")
     trivial = _trivial(records, notes)
     for row in rows:
         _flag_trivial(row, trivial, tasks)

@@ -126,6 +126,16 @@ def _num(value: float | None, spec: str, suffix: str = "") -> tuple[str, float |
     return (DASH, None) if value is None else (f"{value:{spec}}{suffix}", float(value))
 
 
+def _train_s_cell(row: MethodRow) -> tuple[str, float | None]:
+    """Mean training seconds; named per device where any run trained elsewhere than on the CPU
+    ("cpu 3180 (n=1) · cuda 68 (n=2)"), sorted by the CPU's figure (MethodRow.train_device)."""
+    if list(row.train_s_by_device) in ([], ["cpu"]):
+        return _num(row.train_s, ".0f")
+    per_device = sorted(row.train_s_by_device.items())
+    text = " · ".join(f"{device} {seconds:.0f} (n={n})" for device, (seconds, n) in per_device)
+    return text, row.train_s
+
+
 def section(group: Group) -> TableSection:
     diag_keys = sorted({k for row in group.rows for k in row.diagnostics})
     sampling = any(row.generation_s is not None for row in group.rows)  # a column only where a method samples
@@ -149,7 +159,7 @@ def section(group: Group) -> TableSection:
         cells = [(row.method, None)] + [_marked(_cell(row.tasks.get(t)), row, t) for t in group.tasks]
         cells.append((fmt_summary(row.average), row.average[0]) if row.average else (DASH, None))
         cells += [_comparison_cell(row, ref, group.tasks) for ref in ("kd", "none")]
-        cells += [_params(row.student_params), _num(row.compression, ".1f", "x"), _num(row.train_s, ".0f")]
+        cells += [_params(row.student_params), _num(row.compression, ".1f", "x"), _train_s_cell(row)]
         cells += [_num(row.generation_s, ".0f")] if sampling else []
         cells += [_num(row.examples_per_s, ".1f"), _num(row.tokens_per_s, ".0f")]
         cells += [(fmt_summary(row.diagnostics.get(k), 3 if "kl" in k else 1),
@@ -244,7 +254,7 @@ CSV_COLUMNS = ["suite", "suite_version", "teacher", "student", "budget", "teache
                "method", "task",
                "metric", "mean", "ci95_half_width", "n",
                *(f"{part}_vs_{ref}" for ref in ("kd", "none") for part in ("delta", "delta_low", "delta_high", "p", "p_holm")),
-               "mde", "student_params", "train_s", "train_examples_per_s", "train_tokens_per_s"]
+               "mde", "student_params", "train_s", "train_examples_per_s", "train_tokens_per_s", "train_device"]
 NO_COMPARISON = ["", "", "", "", ""]
 
 
@@ -269,12 +279,12 @@ def to_csv(groups: list[Group]) -> str:
             for m, v in g.teacher.get(t, {}).items():
                 if not is_spread(m):
                     writer.writerow([*_key_cells(g), "teacher", t, m, v, "", 1, *NO_COMPARISON * 2, "",
-                                     g.teacher_params or "", "", "", ""])
+                                     g.teacher_params or "", "", "", "", ""])
         for name, per_task in g.trivial.items():
             for t, metrics in per_task.items():
                 for m, v in metrics.items():
                     writer.writerow([*_key_cells(g), f"trivial: {name}", t, m, v, "", 1, *NO_COMPARISON * 2, "", "", "",
-                                     "", ""])
+                                     "", "", ""])
         for row in g.rows:
             for t, metrics in row.tasks.items():
                 compared = [x for ref in ("kd", "none") for x in _comparison_cells(row.comparisons.get(ref, {}).get(t))]
@@ -282,7 +292,7 @@ def to_csv(groups: list[Group]) -> str:
                     writer.writerow([*_key_cells(g), row.method, t, m, value, "" if half is None else half, n,
                                      *compared, g.mde.get(t, ""),
                                      row.student_params or "", row.train_s, row.examples_per_s or "",
-                                     row.tokens_per_s or ""])
+                                     row.tokens_per_s or "", row.train_device])
     return out.getvalue()
 
 

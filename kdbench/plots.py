@@ -73,7 +73,10 @@ def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
     names = [n for n in points if n in params]
     _pareto_panel(axes[0], names, [params[n] / 1e6 for n in names], [points[n] for n in names], higher,
                   "parameters (M), lower is cheaper", label)
-    speed = {row.method: row.train_s for row in group.rows if row.train_s}
+    devices = [row.train_device for row in group.rows if row.train_s]
+    common = max(set(devices), key=devices.count) if devices else "cpu"
+    # one axis, one machine: a row timed only on a GPU sits out of a CPU table's time panel
+    speed = {row.method: row.train_s for row in group.rows if row.train_s and row.train_device == common}
     names = [n for n in points if n in speed]
     _pareto_panel(axes[1], names, [speed[n] for n in names], [points[n] for n in names], higher,
                   "student training time (s), lower is cheaper", label)

@@ -33,6 +33,12 @@ REQUIRED = ("suite", "suite_version", "method", "method_params", "teacher", "stu
 INSIDE_TRAINING = ("teacher_forward_s", "generation_s")
 
 
+def device_type(record: dict) -> str:
+    """The kind of device a run trained on ("cpu", "cuda", "mps"), without its index; records without a device
+    field come from the CPU."""
+    return ((record.get("device") or {}).get("type") or "cpu").split(":")[0]
+
+
 def run_seconds(record: dict) -> float:
     """A run's wall seconds from its record: the teacher (scores, fine-tuning), training, validation curve,
     scoring and diagnostics, each once."""

@@ -27,7 +27,7 @@ from kdbench.config import load_suite_file
 from kdbench.errors import KdbenchError
 from kdbench.leaderboard import Group, MethodRow
 from kdbench.metric_specs import headline, higher_is_better
-from kdbench.results import run_seconds
+from kdbench.results import device_type, run_seconds
 
 COLUMNS = ("table", "task", "method", "seeds", "score", "teacher", "÷ teacher", "best trivial baseline",
            "above it", "learned", "still improving", "budget-bound", "wall s per run", "suite version")
@@ -86,7 +86,7 @@ def wall_seconds(runs: list[dict]) -> str:
     another device than a CPU ("cpu 2,777 (n=1) · cuda 40 (n=2)")."""
     by_device: dict[str, list[float]] = defaultdict(list)
     for r in runs:
-        by_device[((r.get("device") or {}).get("type") or "cpu").split(":")[0]].append(run_seconds(r))
+        by_device[device_type(r)].append(run_seconds(r))
     if list(by_device) == ["cpu"]:
         return f"{mean(by_device['cpu']):,.0f}"
     return " · ".join(f"{device} {mean(seconds):,.0f} (n={len(seconds)})" for device, seconds in sorted(by_device.items()))

@@ -625,3 +625,24 @@ def test_the_evaluation_sets_standard_error_widens_the_comparison_with_a_trivial
                           tasks={"sst2": {"acc": (0.500, 0.0, 2)}}, average=None)
     _flag_trivial(no_stderr, trivial, ["sst2"])
     assert not no_stderr.below_trivial  # no recorded error: the seed interval alone, as before
+
+
+def test_the_leaderboard_never_averages_cpu_and_gpu_training_seconds():
+    from kdbench.leaderboard import MethodRow, _cost
+    from kdbench.leaderboard_render import _train_s_cell
+
+    def run(device, train_s, examples_per_s):
+        return {"device": {"type": device} if device else None, "params": {"student": 10},
+                "timings": {"train_s": train_s}, "throughput": {"t": {"train_examples_per_s": examples_per_s}}}
+
+    mixed = MethodRow("kd", [run(None, 3000.0, 2.0), run("cuda:0", 60.0, 100.0), run("cuda", 80.0, 80.0)], {}, None)
+    _cost(mixed, 20)
+    assert (mixed.train_device, mixed.train_s, mixed.examples_per_s) == ("cpu", 3000.0, 2.0)  # the CPU run's alone
+    assert mixed.train_s_by_device == {"cpu": (3000.0, 1), "cuda": (70.0, 2)}
+    assert _train_s_cell(mixed) == ("cpu 3000 (n=1) · cuda 70 (n=2)", 3000.0)
+    gpu = MethodRow("rlkd", [run("cuda", 94.0, 90.0)], {}, None)
+    _cost(gpu, 20)
+    assert (gpu.train_device, gpu.train_s) == ("cuda", 94.0) and _train_s_cell(gpu) == ("cuda 94 (n=1)", 94.0)
+    cpu = MethodRow("none", [run("cpu", 100.0, 3.0), run(None, 300.0, 1.0)], {}, None)
+    _cost(cpu, 20)
+    assert _train_s_cell(cpu) == ("200", 200.0) and cpu.examples_per_s == 2.0
