@@ -59,6 +59,15 @@ def _pareto_panel(ax, names, xs, ys, higher, xlabel, ylabel):
     ax.legend(fontsize=8)
 
 
+def training_seconds_axis(group: Group) -> dict[str, float]:
+    """method -> training seconds for the Pareto plot's time panel. One axis, one machine: the CPU's seconds
+    where any row was timed there (kdbench.leaderboard.MethodRow.train_device), so a row timed only on a GPU
+    sits out of a CPU table's panel rather than looking 50x cheaper."""
+    devices = [row.train_device for row in group.rows if row.train_s]
+    common = "cpu" if "cpu" in devices or not devices else max(sorted(set(devices)), key=devices.count)
+    return {row.method: row.train_s for row in group.rows if row.train_s and row.train_device == common}
+
+
 def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
     import matplotlib
 
@@ -73,10 +82,7 @@ def _plot_group(group: Group, pareto_path: Path, tasks_path: Path) -> None:
     names = [n for n in points if n in params]
     _pareto_panel(axes[0], names, [params[n] / 1e6 for n in names], [points[n] for n in names], higher,
                   "parameters (M), lower is cheaper", label)
-    devices = [row.train_device for row in group.rows if row.train_s]
-    common = max(set(devices), key=devices.count) if devices else "cpu"
-    # one axis, one machine: a row timed only on a GPU sits out of a CPU table's time panel
-    speed = {row.method: row.train_s for row in group.rows if row.train_s and row.train_device == common}
+    speed = training_seconds_axis(group)
     names = [n for n in points if n in speed]
     _pareto_panel(axes[1], names, [speed[n] for n in names], [points[n] for n in names], higher,
                   "student training time (s), lower is cheaper", label)

@@ -630,6 +630,9 @@ def test_the_evaluation_sets_standard_error_widens_the_comparison_with_a_trivial
 def test_the_leaderboard_never_averages_cpu_and_gpu_training_seconds():
     from kdbench.leaderboard import MethodRow, _cost
     from kdbench.leaderboard_render import _train_s_cell
+    from types import SimpleNamespace
+
+    from kdbench.plots import training_seconds_axis
 
     def run(device, train_s, examples_per_s):
         return {"device": {"type": device} if device else None, "params": {"student": 10},
@@ -646,3 +649,6 @@ def test_the_leaderboard_never_averages_cpu_and_gpu_training_seconds():
     cpu = MethodRow("none", [run("cpu", 100.0, 3.0), run(None, 300.0, 1.0)], {}, None)
     _cost(cpu, 20)
     assert _train_s_cell(cpu) == ("200", 200.0) and cpu.examples_per_s == 2.0
+    group = SimpleNamespace(rows=[mixed, gpu, cpu])
+    assert training_seconds_axis(group) == {"kd": 3000.0, "none": 200.0}  # the GPU-only row sits out
+    assert training_seconds_axis(SimpleNamespace(rows=[gpu])) == {"rlkd": 94.0}
